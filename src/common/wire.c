@@ -1,0 +1,534 @@
+/* Encoders, decoders and validators of the daemon ⇄ extension protocol (see wire.h).
+ * Decoders run on untrusted bytes: every length is checked before it is used, nothing is
+ * copied, and a decode that leaves bytes over fails. */
+#include "wire.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+void ne_put_u8(struct ne_wbuf *b, uint8_t v)
+{
+	if (b->err || b->cap - b->len < 1) {
+		b->err = -EMSGSIZE;
+		return;
+	}
+	b->p[b->len++] = v;
+}
+
+void ne_put_u16(struct ne_wbuf *b, uint16_t v)
+{
+	ne_put_u8(b, (uint8_t)(v >> 8));
+	ne_put_u8(b, (uint8_t)v);
+}
+
+void ne_put_u32(struct ne_wbuf *b, uint32_t v)
+{
+	ne_put_u16(b, (uint16_t)(v >> 16));
+	ne_put_u16(b, (uint16_t)v);
+}
+
+void ne_put_u64(struct ne_wbuf *b, uint64_t v)
+{
+	ne_put_u32(b, (uint32_t)(v >> 32));
+	ne_put_u32(b, (uint32_t)v);
+}
+
+static void put_bytes(struct ne_wbuf *b, const void *p, size_t len)
+{
+	if (b->err || b->cap - b->len < len) {
+		b->err = -EMSGSIZE;
+		return;
+	}
+	if (len)
+		memcpy(b->p + b->len, p, len);
+	b->len += len;
+}
+
+void ne_put_str(struct ne_wbuf *b, const char *s, size_t len)
+{
+	if (len > NE_WIRE_STR_MAX) {
+		b->err = -EMSGSIZE;
+		return;
+	}
+	ne_put_u16(b, (uint16_t)len);
+	put_bytes(b, s, len);
+}
+
+void ne_put_blob(struct ne_wbuf *b, const void *p, size_t len)
+{
+	if (len > NE_WIRE_BLOB_MAX) {
+		b->err = -EMSGSIZE;
+		return;
+	}
+	ne_put_u32(b, (uint32_t)len);
+	put_bytes(b, p, len);
+}
+
+static const uint8_t *get_bytes(struct ne_rbuf *b, size_t n)
+{
+	const uint8_t *p;
+
+	if (b->err || b->len - b->off < n) {
+		b->err = -EBADMSG;
+		return NULL;
+	}
+	p = b->p + b->off;
+	b->off += n;
+	return p;
+}
+
+uint8_t ne_get_u8(struct ne_rbuf *b)
+{
+	const uint8_t *p = get_bytes(b, 1);
+
+	return p ? p[0] : 0;
+}
+
+uint16_t ne_get_u16(struct ne_rbuf *b)
+{
+	const uint8_t *p = get_bytes(b, 2);
+
+	return p ? (uint16_t)(p[0] << 8 | p[1]) : 0;
+}
+
+uint32_t ne_get_u32(struct ne_rbuf *b)
+{
+	uint32_t hi = ne_get_u16(b);
+
+	return hi << 16 | ne_get_u16(b);
+}
+
+uint64_t ne_get_u64(struct ne_rbuf *b)
+{
+	uint64_t hi = ne_get_u32(b);
+
+	return hi << 32 | ne_get_u32(b);
+}
+
+struct ne_view ne_get_str(struct ne_rbuf *b, size_t max)
+{
+	struct ne_view v = { "", 0 };
+	size_t len = ne_get_u16(b), i;
+	const uint8_t *p;
+
+	if (len > max || len > NE_WIRE_STR_MAX) {
+		b->err = -EBADMSG;
+		return v;
+	}
+	p = get_bytes(b, len);
+	if (!p)
+		return v;
+	for (i = 0; i < len; i++)
+		if (p[i] < 0x20 || p[i] == 0x7f) {
+			b->err = -EBADMSG;
+			return v;
+		}
+	v.p = (const char *)p;
+	v.len = len;
+	return v;
+}
+
+struct ne_view ne_get_blob(struct ne_rbuf *b, size_t max)
+{
+	struct ne_view v = { "", 0 };
+	size_t len = ne_get_u32(b);
+	const uint8_t *p;
+
+	if (len > max || len > NE_WIRE_BLOB_MAX) {
+		b->err = -EBADMSG;
+		return v;
+	}
+	p = get_bytes(b, len);
+	if (p) {
+		v.p = (const char *)p;
+		v.len = len;
+	}
+	return v;
+}
+
+static const char *const msg_names[NE_MSG_TYPE_MAX + 1] = {
+	[NE_MSG_HELLO] = "HELLO",
+	[NE_MSG_WELCOME] = "WELCOME",
+	[NE_MSG_PING] = "PING",
+	[NE_MSG_PONG] = "PONG",
+	[NE_MSG_START] = "START",
+	[NE_MSG_START_DONE] = "START_DONE",
+	[NE_MSG_STOP] = "STOP",
+	[NE_MSG_STOP_DONE] = "STOP_DONE",
+	[NE_MSG_APP_MESSAGE] = "APP_MESSAGE",
+	[NE_MSG_APP_REPLY] = "APP_REPLY",
+	[NE_MSG_LOG] = "LOG",
+};
+
+const char *ne_msg_type_name(uint16_t type)
+{
+	if (type == 0 || type > NE_MSG_TYPE_MAX)
+		return "UNKNOWN";
+	return msg_names[type];
+}
+
+bool ne_msg_from_extension(uint16_t type)
+{
+	switch (type) {
+	case NE_MSG_HELLO:
+	case NE_MSG_PONG:
+	case NE_MSG_START_DONE:
+	case NE_MSG_STOP_DONE:
+	case NE_MSG_APP_REPLY:
+	case NE_MSG_LOG:
+		return true;
+	default:
+		return false;
+	}
+}
+
+void ne_msg_begin(struct ne_wbuf *b, uint16_t type, uint64_t id)
+{
+	b->len = 0;
+	b->err = 0;
+	ne_put_u16(b, type);
+	ne_put_u16(b, 0);
+	ne_put_u32(b, 0); /* length, filled in by ne_msg_finish */
+	ne_put_u64(b, id);
+}
+
+int ne_msg_finish(struct ne_wbuf *b)
+{
+	if (b->err)
+		return b->err;
+	if (b->len > NE_WIRE_MAX)
+		return -EMSGSIZE;
+	b->p[4] = (uint8_t)(b->len >> 24);
+	b->p[5] = (uint8_t)(b->len >> 16);
+	b->p[6] = (uint8_t)(b->len >> 8);
+	b->p[7] = (uint8_t)b->len;
+	return (int)b->len;
+}
+
+int ne_msg_hdr_decode(const uint8_t *frame, size_t len, struct ne_msg_hdr *ret_hdr)
+{
+	struct ne_rbuf r = { frame, len, 0, 0 };
+	struct ne_msg_hdr h;
+
+	if (len < NE_WIRE_HDR_LEN || len > NE_WIRE_MAX)
+		return -EBADMSG;
+	h.type = ne_get_u16(&r);
+	h.flags = ne_get_u16(&r);
+	h.length = ne_get_u32(&r);
+	h.id = ne_get_u64(&r);
+	if (r.err || h.length != len || h.flags != 0)
+		return -EBADMSG;
+	if (h.type == 0 || h.type > NE_MSG_TYPE_MAX)
+		return -EPROTO;
+	*ret_hdr = h;
+	return 0;
+}
+
+static int decode_end(const struct ne_rbuf *r)
+{
+	if (r->err || r->off != r->len)
+		return -EBADMSG;
+	return 0;
+}
+
+int ne_msg_hello_encode(struct ne_wbuf *b, const struct ne_msg_hello *m)
+{
+	uint16_t i;
+
+	if (m->n_providers > 16)
+		return -EINVAL;
+	ne_msg_begin(b, NE_MSG_HELLO, 0);
+	ne_put_u16(b, m->min_version);
+	ne_put_u16(b, m->max_version);
+	ne_put_str(b, m->library.p, m->library.len);
+	ne_put_u16(b, m->n_providers);
+	for (i = 0; i < m->n_providers; i++)
+		ne_put_u16(b, m->providers[i]);
+	return ne_msg_finish(b);
+}
+
+int ne_msg_hello_decode(const uint8_t *p, size_t len, struct ne_msg_hello *ret)
+{
+	struct ne_rbuf r = { p, len, 0, 0 };
+	struct ne_msg_hello m;
+	uint16_t i;
+
+	m.min_version = ne_get_u16(&r);
+	m.max_version = ne_get_u16(&r);
+	m.library = ne_get_str(&r, NE_WIRE_NAME_MAX);
+	m.n_providers = ne_get_u16(&r);
+	if (r.err || m.n_providers > 16 || m.min_version > m.max_version)
+		return -EBADMSG;
+	for (i = 0; i < m.n_providers; i++)
+		m.providers[i] = ne_get_u16(&r);
+	if (decode_end(&r))
+		return -EBADMSG;
+	*ret = m;
+	return 0;
+}
+
+int ne_msg_welcome_encode(struct ne_wbuf *b, const struct ne_msg_welcome *m)
+{
+	ne_msg_begin(b, NE_MSG_WELCOME, 0);
+	ne_put_u16(b, m->version);
+	ne_put_str(b, m->identifier.p, m->identifier.len);
+	ne_put_u32(b, m->heartbeat_ms);
+	return ne_msg_finish(b);
+}
+
+int ne_msg_welcome_decode(const uint8_t *p, size_t len, struct ne_msg_welcome *ret)
+{
+	struct ne_rbuf r = { p, len, 0, 0 };
+	struct ne_msg_welcome m;
+
+	m.version = ne_get_u16(&r);
+	m.identifier = ne_get_str(&r, NE_WIRE_NAME_MAX);
+	m.heartbeat_ms = ne_get_u32(&r);
+	if (decode_end(&r))
+		return -EBADMSG;
+	*ret = m;
+	return 0;
+}
+
+int ne_msg_empty_encode(struct ne_wbuf *b, uint16_t type, uint64_t id)
+{
+	ne_msg_begin(b, type, id);
+	return ne_msg_finish(b);
+}
+
+int ne_msg_empty_decode(const uint8_t *p, size_t len)
+{
+	(void)p;
+	return len == 0 ? 0 : -EBADMSG;
+}
+
+int ne_msg_start_encode(struct ne_wbuf *b, uint64_t id, const struct ne_msg_start *m)
+{
+	uint16_t i;
+
+	if (m->n_options > NE_WIRE_OPTIONS_MAX)
+		return -EINVAL;
+	ne_msg_begin(b, NE_MSG_START, id);
+	ne_put_u32(b, m->provider);
+	ne_put_u16(b, m->type);
+	ne_put_str(b, m->config.p, m->config.len);
+	ne_put_u16(b, m->n_options);
+	for (i = 0; i < m->n_options; i++) {
+		ne_put_str(b, m->keys[i].p, m->keys[i].len);
+		ne_put_str(b, m->values[i].p, m->values[i].len);
+	}
+	return ne_msg_finish(b);
+}
+
+int ne_msg_start_decode(const uint8_t *p, size_t len, struct ne_msg_start *ret)
+{
+	struct ne_rbuf r = { p, len, 0, 0 };
+	uint16_t i;
+
+	ret->provider = ne_get_u32(&r);
+	ret->type = ne_get_u16(&r);
+	ret->config = ne_get_str(&r, NE_WIRE_NAME_MAX);
+	ret->n_options = ne_get_u16(&r);
+	if (r.err || ret->n_options > NE_WIRE_OPTIONS_MAX || ret->config.len == 0)
+		return -EBADMSG;
+	for (i = 0; i < ret->n_options; i++) {
+		ret->keys[i] = ne_get_str(&r, NE_WIRE_NAME_MAX);
+		ret->values[i] = ne_get_str(&r, NE_WIRE_STR_MAX);
+	}
+	return decode_end(&r);
+}
+
+int ne_msg_result_encode(struct ne_wbuf *b, uint64_t id, const struct ne_msg_result *m)
+{
+	ne_msg_begin(b, NE_MSG_START_DONE, id);
+	ne_put_u32(b, (uint32_t)m->error);
+	ne_put_str(b, m->message.p, m->message.len);
+	return ne_msg_finish(b);
+}
+
+int ne_msg_result_decode(const uint8_t *p, size_t len, struct ne_msg_result *ret)
+{
+	struct ne_rbuf r = { p, len, 0, 0 };
+	struct ne_msg_result m;
+
+	m.error = (int32_t)ne_get_u32(&r);
+	m.message = ne_get_str(&r, NE_WIRE_STR_MAX);
+	if (decode_end(&r) || m.error > 0 || m.error < -4095)
+		return -EBADMSG;
+	*ret = m;
+	return 0;
+}
+
+int ne_msg_stop_encode(struct ne_wbuf *b, uint64_t id, const struct ne_msg_stop *m)
+{
+	ne_msg_begin(b, NE_MSG_STOP, id);
+	ne_put_u32(b, m->provider);
+	ne_put_u32(b, m->reason);
+	return ne_msg_finish(b);
+}
+
+int ne_msg_stop_decode(const uint8_t *p, size_t len, struct ne_msg_stop *ret)
+{
+	struct ne_rbuf r = { p, len, 0, 0 };
+	struct ne_msg_stop m;
+
+	m.provider = ne_get_u32(&r);
+	m.reason = ne_get_u32(&r);
+	if (decode_end(&r))
+		return -EBADMSG;
+	*ret = m;
+	return 0;
+}
+
+int ne_msg_app_message_encode(struct ne_wbuf *b, uint64_t id, const struct ne_msg_app_message *m)
+{
+	ne_msg_begin(b, NE_MSG_APP_MESSAGE, id);
+	ne_put_u32(b, m->provider);
+	ne_put_blob(b, m->data.p, m->data.len);
+	return ne_msg_finish(b);
+}
+
+int ne_msg_app_message_decode(const uint8_t *p, size_t len, struct ne_msg_app_message *ret)
+{
+	struct ne_rbuf r = { p, len, 0, 0 };
+	struct ne_msg_app_message m;
+
+	m.provider = ne_get_u32(&r);
+	m.data = ne_get_blob(&r, NE_WIRE_BLOB_MAX);
+	if (decode_end(&r))
+		return -EBADMSG;
+	*ret = m;
+	return 0;
+}
+
+int ne_msg_app_reply_encode(struct ne_wbuf *b, uint64_t id, const struct ne_msg_app_reply *m)
+{
+	ne_msg_begin(b, NE_MSG_APP_REPLY, id);
+	ne_put_u32(b, (uint32_t)m->error);
+	ne_put_blob(b, m->data.p, m->data.len);
+	return ne_msg_finish(b);
+}
+
+int ne_msg_app_reply_decode(const uint8_t *p, size_t len, struct ne_msg_app_reply *ret)
+{
+	struct ne_rbuf r = { p, len, 0, 0 };
+	struct ne_msg_app_reply m;
+
+	m.error = (int32_t)ne_get_u32(&r);
+	m.data = ne_get_blob(&r, NE_WIRE_BLOB_MAX);
+	if (decode_end(&r) || m.error > 0 || m.error < -4095)
+		return -EBADMSG;
+	*ret = m;
+	return 0;
+}
+
+int ne_msg_log_encode(struct ne_wbuf *b, const struct ne_msg_log *m)
+{
+	ne_msg_begin(b, NE_MSG_LOG, 0);
+	ne_put_u8(b, m->level);
+	ne_put_str(b, m->text.p, m->text.len);
+	return ne_msg_finish(b);
+}
+
+int ne_msg_log_decode(const uint8_t *p, size_t len, struct ne_msg_log *ret)
+{
+	struct ne_rbuf r = { p, len, 0, 0 };
+	struct ne_msg_log m;
+
+	m.level = ne_get_u8(&r);
+	m.text = ne_get_str(&r, NE_WIRE_STR_MAX);
+	if (decode_end(&r) || m.level > 7)
+		return -EBADMSG;
+	*ret = m;
+	return 0;
+}
+
+int ne_wire_send(int fd, const void *frame, size_t len, const int *fds, size_t nfds)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * NE_WIRE_MAX_FDS)];
+		struct cmsghdr align;
+	} ctl;
+	struct iovec iov = { (void *)frame, len };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	ssize_t n;
+
+	if (nfds > NE_WIRE_MAX_FDS)
+		return -EINVAL;
+	if (nfds) {
+		struct cmsghdr *c;
+
+		memset(&ctl, 0, sizeof(ctl));
+		mh.msg_control = ctl.buf;
+		mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+		c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+		memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
+	}
+	n = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+	if (n < 0)
+		return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+	return (int)n;
+}
+
+static void close_fds(const int *fds, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		close(fds[i]);
+}
+
+int ne_wire_recv(int fd, uint8_t *buf, size_t cap, int *fds, size_t *nfds)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * NE_WIRE_MAX_FDS)];
+		struct cmsghdr align;
+	} ctl;
+	struct iovec iov = { buf, cap };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
+			     .msg_controllen = sizeof(ctl.buf) };
+	size_t got = 0, want = nfds ? *nfds : 0;
+	struct cmsghdr *c;
+	int bad = 0;
+	ssize_t n;
+
+	n = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	if (n < 0)
+		return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+	for (c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+		const int *cfds;
+		size_t k;
+
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		cfds = (const int *)(void *)CMSG_DATA(c);
+		k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		if (got + k > want) {
+			close_fds(cfds, k);
+			bad = 1;
+			continue;
+		}
+		memcpy(fds + got, cfds, k * sizeof(int));
+		got += k;
+	}
+	if (nfds)
+		*nfds = got;
+	if (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) {
+		close_fds(fds, got);
+		if (nfds)
+			*nfds = 0;
+		return -EMSGSIZE;
+	}
+	if (bad) {
+		close_fds(fds, got);
+		if (nfds)
+			*nfds = 0;
+		return -EBADMSG;
+	}
+	return (int)n;
+}

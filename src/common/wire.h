@@ -1,0 +1,184 @@
+/* The wire protocol between netextd and an extension process.
+ *
+ * Transport: an AF_UNIX SOCK_SEQPACKET socketpair made by netextd; the extension's end sits
+ * at fd 3. One datagram is one frame, so a frame is never split or merged; the header's
+ * length must equal the datagram's length.
+ *
+ * Frame: a 16-byte header in network byte order, then the payload:
+ *     u16 type     enum ne_msg_type
+ *     u16 flags    0 (reserved; a frame with other bits set is malformed)
+ *     u32 length   header + payload, at most NE_WIRE_MAX
+ *     u64 id       request id (replies echo it); 0 where a type says so
+ * Payload fields are encoded with the put/get helpers below, in the order each message's
+ * comment gives; strings are u16 length + bytes (no NUL), byte blobs u32 length + bytes.
+ * A decoder consumes the payload exactly: trailing bytes are malformed.
+ *
+ * Trust: the daemon treats every frame from an extension as hostile. It checks, in this
+ * order: that the type may be sent by an extension (ne_msg_from_extension), the header,
+ * the exact decode, then that the message fits the conversation (handshake first, replies
+ * only to outstanding requests). Any failure is a protocol fault: the daemon logs the
+ * fault, closes the channel and restarts the extension. Only the daemon passes fds. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define NE_WIRE_VERSION 1
+#define NE_WIRE_HDR_LEN 16
+#define NE_WIRE_MAX (128 * 1024)
+#define NE_WIRE_MAX_FDS 4
+#define NE_WIRE_STR_MAX 1024    /* longest string field */
+#define NE_WIRE_NAME_MAX 128    /* identifiers, configuration names */
+#define NE_WIRE_OPTIONS_MAX 64  /* key/value pairs in a start request */
+#define NE_WIRE_BLOB_MAX 65536  /* app message bodies */
+#define NE_EXTENSION_FD 3       /* where the extension finds its channel */
+
+enum ne_msg_type {
+	NE_MSG_HELLO = 1,        /* E→D id 0: u16 min_version, u16 max_version, str library,
+				  *           u16 n, n × u16 provider type offered */
+	NE_MSG_WELCOME = 2,      /* D→E id 0: u16 version, str identifier, u32 heartbeat_ms */
+	NE_MSG_PING = 3,         /* D→E id seq: empty */
+	NE_MSG_PONG = 4,         /* E→D id seq: empty */
+	NE_MSG_START = 5,        /* D→E id req: u32 provider, u16 type, str config,
+				  *             u16 n, n × (str key, str value) */
+	NE_MSG_START_DONE = 6,   /* E→D id req: i32 error, str message */
+	NE_MSG_STOP = 7,         /* D→E id req: u32 provider, u32 reason */
+	NE_MSG_STOP_DONE = 8,    /* E→D id req: empty */
+	NE_MSG_APP_MESSAGE = 9,  /* D→E id req: u32 provider, blob data */
+	NE_MSG_APP_REPLY = 10,   /* E→D id req: i32 error, blob data */
+	NE_MSG_LOG = 11,         /* E→D id 0: u8 level, str text */
+	NE_MSG_TYPE_MAX = 11,
+};
+
+struct ne_msg_hdr {
+	uint16_t type;
+	uint16_t flags;
+	uint32_t length;
+	uint64_t id;
+};
+
+/* A view into a frame: not NUL-terminated, valid as long as the frame buffer. */
+struct ne_view {
+	const char *p;
+	size_t len;
+};
+
+struct ne_msg_hello {
+	uint16_t min_version, max_version;
+	struct ne_view library;
+	uint16_t n_providers;
+	uint16_t providers[16];
+};
+
+struct ne_msg_welcome {
+	uint16_t version;
+	struct ne_view identifier;
+	uint32_t heartbeat_ms;
+};
+
+struct ne_msg_start {
+	uint32_t provider;
+	uint16_t type;
+	struct ne_view config;
+	uint16_t n_options;
+	struct ne_view keys[NE_WIRE_OPTIONS_MAX];
+	struct ne_view values[NE_WIRE_OPTIONS_MAX];
+};
+
+struct ne_msg_result { /* START_DONE */
+	int32_t error;
+	struct ne_view message;
+};
+
+struct ne_msg_stop {
+	uint32_t provider;
+	uint32_t reason;
+};
+
+struct ne_msg_app_message {
+	uint32_t provider;
+	struct ne_view data;
+};
+
+struct ne_msg_app_reply {
+	int32_t error;
+	struct ne_view data;
+};
+
+struct ne_msg_log {
+	uint8_t level;
+	struct ne_view text;
+};
+
+/* Output buffer: fixed capacity; an overflow sets err and later puts do nothing. */
+struct ne_wbuf {
+	uint8_t *p;
+	size_t len, cap;
+	int err;
+};
+
+/* Input cursor: a short read sets err and later gets return zeros. */
+struct ne_rbuf {
+	const uint8_t *p;
+	size_t len, off;
+	int err;
+};
+
+void ne_put_u8(struct ne_wbuf *b, uint8_t v);
+void ne_put_u16(struct ne_wbuf *b, uint16_t v);
+void ne_put_u32(struct ne_wbuf *b, uint32_t v);
+void ne_put_u64(struct ne_wbuf *b, uint64_t v);
+void ne_put_str(struct ne_wbuf *b, const char *s, size_t len);
+void ne_put_blob(struct ne_wbuf *b, const void *p, size_t len);
+
+uint8_t ne_get_u8(struct ne_rbuf *b);
+uint16_t ne_get_u16(struct ne_rbuf *b);
+uint32_t ne_get_u32(struct ne_rbuf *b);
+uint64_t ne_get_u64(struct ne_rbuf *b);
+/* Strings are limited to max bytes and may not contain NUL or control characters. */
+struct ne_view ne_get_str(struct ne_rbuf *b, size_t max);
+struct ne_view ne_get_blob(struct ne_rbuf *b, size_t max);
+
+const char *ne_msg_type_name(uint16_t type);
+/* Whether an extension may send this type (the daemon refuses everything else). */
+bool ne_msg_from_extension(uint16_t type);
+
+/* Starts a frame in b (whose storage is the caller's, ≥ NE_WIRE_HDR_LEN bytes); the
+ * encoders below then append the payload and ne_msg_finish writes the length. Returns the
+ * frame length, or a negative errno (-EMSGSIZE when the message does not fit). */
+void ne_msg_begin(struct ne_wbuf *b, uint16_t type, uint64_t id);
+int ne_msg_finish(struct ne_wbuf *b);
+
+/* Parses and validates a header against the datagram length. */
+int ne_msg_hdr_decode(const uint8_t *frame, size_t len, struct ne_msg_hdr *ret_hdr);
+
+/* Encoders append a whole frame (header included) to an empty b and return its length or
+ * a negative errno. Decoders take the payload (frame + NE_WIRE_HDR_LEN) and fail with
+ * -EBADMSG on anything malformed. */
+int ne_msg_hello_encode(struct ne_wbuf *b, const struct ne_msg_hello *m);
+int ne_msg_hello_decode(const uint8_t *p, size_t len, struct ne_msg_hello *ret);
+int ne_msg_welcome_encode(struct ne_wbuf *b, const struct ne_msg_welcome *m);
+int ne_msg_welcome_decode(const uint8_t *p, size_t len, struct ne_msg_welcome *ret);
+int ne_msg_empty_encode(struct ne_wbuf *b, uint16_t type, uint64_t id); /* PING, PONG, STOP_DONE */
+int ne_msg_empty_decode(const uint8_t *p, size_t len);
+int ne_msg_start_encode(struct ne_wbuf *b, uint64_t id, const struct ne_msg_start *m);
+int ne_msg_start_decode(const uint8_t *p, size_t len, struct ne_msg_start *ret);
+int ne_msg_result_encode(struct ne_wbuf *b, uint64_t id, const struct ne_msg_result *m);
+int ne_msg_result_decode(const uint8_t *p, size_t len, struct ne_msg_result *ret);
+int ne_msg_stop_encode(struct ne_wbuf *b, uint64_t id, const struct ne_msg_stop *m);
+int ne_msg_stop_decode(const uint8_t *p, size_t len, struct ne_msg_stop *ret);
+int ne_msg_app_message_encode(struct ne_wbuf *b, uint64_t id, const struct ne_msg_app_message *m);
+int ne_msg_app_message_decode(const uint8_t *p, size_t len, struct ne_msg_app_message *ret);
+int ne_msg_app_reply_encode(struct ne_wbuf *b, uint64_t id, const struct ne_msg_app_reply *m);
+int ne_msg_app_reply_decode(const uint8_t *p, size_t len, struct ne_msg_app_reply *ret);
+int ne_msg_log_encode(struct ne_wbuf *b, const struct ne_msg_log *m);
+int ne_msg_log_decode(const uint8_t *p, size_t len, struct ne_msg_log *ret);
+
+/* Socket I/O. send: one frame plus up to NE_WIRE_MAX_FDS fds, non-blocking; -EAGAIN when
+ * the peer is not reading. recv: one frame into buf (cap ≥ NE_WIRE_MAX); received fds are
+ * close-on-exec and returned in fds (*nfds in: capacity, out: count; pass NULL to refuse
+ * fds, which are then closed and reported as -EBADMSG). Returns the frame length, 0 at EOF,
+ * -EAGAIN when nothing is ready, -EMSGSIZE for a truncated datagram. */
+int ne_wire_send(int fd, const void *frame, size_t len, const int *fds, size_t nfds);
+int ne_wire_recv(int fd, uint8_t *buf, size_t cap, int *fds, size_t *nfds);
