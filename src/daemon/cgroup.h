@@ -24,5 +24,6 @@ int cgroup_create(const char *mount, const char *rel);
 int cgroup_remove(const char *mount, const char *rel);
 /* An O_WRONLY|O_CLOEXEC fd on mount/rel/cgroup.procs; a child writes "0" to it to join. */
 int cgroup_open_procs(const char *mount, const char *rel);
-/* The pids in mount/rel/cgroup.procs (not its descendants). -ENOBUFS when more than max. */
+/* The pids in mount/rel/cgroup.procs (not its descendants). -ENOBUFS when more than max; on
+ * failure ret_n is untouched but ret may hold a partial list. */
 int cgroup_pids(const char *mount, const char *rel, pid_t *ret, size_t max, size_t *ret_n);

@@ -44,6 +44,11 @@
  * init/finit/delete_module, kexec_*, reboot, swapon/swapoff, quotactl, iopl/ioperm, keyctl,
  * add_key, request_key, userfaultfd, io_uring_*, pidfd_*, the set*id family (the uid is
  * already unprivileged), and every other syscall not named here.
+ * Syscalls of another ABI (i386 int 0x80 on x86-64) hit libseccomp's bad-architecture action,
+ * which kills the thread: only the native ABI is described here.
+ * Known gaps: ioctl is unrestricted (TIOCSTI needs a controlling terminal, which setsid
+ * removed, or CAP_SYS_ADMIN); kill(-1, …) reaches every process of the same uid, so give each
+ * extension its own uid.
  * Consequence: LeakSanitizer cannot run under this filter (it needs ptrace). */
 static const char *const seccomp_allow[] = {
 	/* memory */
