@@ -30,12 +30,33 @@ struct codec {
 
 static uint8_t out[NE_WIRE_MAX];
 
+/* Decoders write their output only on success (STYLE.md): a refused frame must leave the
+ * caller's struct as it was, since callers may keep using it. */
+static void poison(void *m, size_t size)
+{
+	memset(m, 0xa5, size);
+}
+
+static int refused(const void *m, size_t size)
+{
+	const uint8_t *b = m;
+	size_t i;
+
+	for (i = 0; i < size; i++)
+		if (b[i] != 0xa5) {
+			fprintf(stderr, "fuzz-wire: a decoder wrote its output on failure\n");
+			abort();
+		}
+	return NOT_DECODED;
+}
+
 static int rt_hello(const uint8_t *p, size_t n, uint16_t type, uint64_t id, struct ne_wbuf *b)
 {
 	struct ne_msg_hello m;
 
+	poison(&m, sizeof(m));
 	if (ne_msg_hello_decode(p, n, &m) < 0)
-		return NOT_DECODED;
+		return refused(&m, sizeof(m));
 	return ne_msg_hello_encode(b, &m);
 }
 
@@ -43,8 +64,9 @@ static int rt_welcome(const uint8_t *p, size_t n, uint16_t type, uint64_t id, st
 {
 	struct ne_msg_welcome m;
 
+	poison(&m, sizeof(m));
 	if (ne_msg_welcome_decode(p, n, &m) < 0)
-		return NOT_DECODED;
+		return refused(&m, sizeof(m));
 	return ne_msg_welcome_encode(b, &m);
 }
 
@@ -59,8 +81,9 @@ static int rt_start(const uint8_t *p, size_t n, uint16_t type, uint64_t id, stru
 {
 	static struct ne_msg_start m; /* 2 KiB of views: keep it off the stack */
 
+	poison(&m, sizeof(m));
 	if (ne_msg_start_decode(p, n, &m) < 0)
-		return NOT_DECODED;
+		return refused(&m, sizeof(m));
 	return ne_msg_start_encode(b, id, &m);
 }
 
@@ -68,8 +91,9 @@ static int rt_result(const uint8_t *p, size_t n, uint16_t type, uint64_t id, str
 {
 	struct ne_msg_result m;
 
+	poison(&m, sizeof(m));
 	if (ne_msg_result_decode(p, n, &m) < 0)
-		return NOT_DECODED;
+		return refused(&m, sizeof(m));
 	return ne_msg_result_encode(b, id, &m);
 }
 
@@ -77,8 +101,9 @@ static int rt_stop(const uint8_t *p, size_t n, uint16_t type, uint64_t id, struc
 {
 	struct ne_msg_stop m;
 
+	poison(&m, sizeof(m));
 	if (ne_msg_stop_decode(p, n, &m) < 0)
-		return NOT_DECODED;
+		return refused(&m, sizeof(m));
 	return ne_msg_stop_encode(b, id, &m);
 }
 
@@ -86,8 +111,9 @@ static int rt_app_message(const uint8_t *p, size_t n, uint16_t type, uint64_t id
 {
 	struct ne_msg_app_message m;
 
+	poison(&m, sizeof(m));
 	if (ne_msg_app_message_decode(p, n, &m) < 0)
-		return NOT_DECODED;
+		return refused(&m, sizeof(m));
 	return ne_msg_app_message_encode(b, id, &m);
 }
 
@@ -95,8 +121,9 @@ static int rt_app_reply(const uint8_t *p, size_t n, uint16_t type, uint64_t id, 
 {
 	struct ne_msg_app_reply m;
 
+	poison(&m, sizeof(m));
 	if (ne_msg_app_reply_decode(p, n, &m) < 0)
-		return NOT_DECODED;
+		return refused(&m, sizeof(m));
 	return ne_msg_app_reply_encode(b, id, &m);
 }
 
@@ -104,8 +131,9 @@ static int rt_log(const uint8_t *p, size_t n, uint16_t type, uint64_t id, struct
 {
 	struct ne_msg_log m;
 
+	poison(&m, sizeof(m));
 	if (ne_msg_log_decode(p, n, &m) < 0)
-		return NOT_DECODED;
+		return refused(&m, sizeof(m));
 	return ne_msg_log_encode(b, &m);
 }
 
