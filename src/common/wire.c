@@ -325,19 +325,30 @@ int ne_msg_start_encode(struct ne_wbuf *b, uint64_t id, const struct ne_msg_star
 int ne_msg_start_decode(const uint8_t *p, size_t len, struct ne_msg_start *ret)
 {
 	struct ne_rbuf r = { p, len, 0, 0 };
+	struct ne_msg_start m;
 	uint16_t i;
 
-	ret->provider = ne_get_u32(&r);
-	ret->type = ne_get_u16(&r);
-	ret->config = ne_get_str(&r, NE_WIRE_NAME_MAX);
-	ret->n_options = ne_get_u16(&r);
-	if (r.err || ret->n_options > NE_WIRE_OPTIONS_MAX || ret->config.len == 0)
+	/* Decode into m (2 KiB of views) and copy only on success, like every other
+	 * decoder: a refused frame must not leave half a message in the caller's struct. */
+	m.provider = ne_get_u32(&r);
+	m.type = ne_get_u16(&r);
+	m.config = ne_get_str(&r, NE_WIRE_NAME_MAX);
+	m.n_options = ne_get_u16(&r);
+	if (r.err || m.n_options > NE_WIRE_OPTIONS_MAX || m.config.len == 0)
 		return -EBADMSG;
-	for (i = 0; i < ret->n_options; i++) {
-		ret->keys[i] = ne_get_str(&r, NE_WIRE_NAME_MAX);
-		ret->values[i] = ne_get_str(&r, NE_WIRE_STR_MAX);
+	for (i = 0; i < m.n_options; i++) {
+		m.keys[i] = ne_get_str(&r, NE_WIRE_NAME_MAX);
+		m.values[i] = ne_get_str(&r, NE_WIRE_STR_MAX);
 	}
-	return decode_end(&r);
+	if (decode_end(&r))
+		return -EBADMSG;
+	ret->provider = m.provider;
+	ret->type = m.type;
+	ret->config = m.config;
+	ret->n_options = m.n_options;
+	memcpy(ret->keys, m.keys, m.n_options * sizeof(m.keys[0]));
+	memcpy(ret->values, m.values, m.n_options * sizeof(m.values[0]));
+	return 0;
 }
 
 int ne_msg_result_encode(struct ne_wbuf *b, uint64_t id, const struct ne_msg_result *m)

@@ -111,6 +111,29 @@ static void test_malformed(void **state)
 	(void)state;
 }
 
+/* A refused START must leave the caller's struct untouched (outputs only on success); the
+ * decoder used to fill it field by field before checking the whole payload. */
+static void test_start_refused_leaves_output(void **state)
+{
+	struct ne_wbuf b = { frame, 0, sizeof(frame), 0 };
+	struct ne_msg_start m = { .provider = 7, .type = 1, .config = V("demo"), .n_options = 1 };
+	static struct ne_msg_start d, before;
+	int len;
+
+	m.keys[0] = V("k");
+	m.values[0] = V("v");
+	len = ne_msg_start_encode(&b, 1, &m);
+	assert_true(len > 0);
+	memset(&d, 0xa5, sizeof(d));
+	before = d;
+	/* Trailing garbage: every field decodes, then the decode is refused. */
+	frame[len] = 0;
+	assert_int_equal(ne_msg_start_decode(frame + NE_WIRE_HDR_LEN, (size_t)len + 1 - NE_WIRE_HDR_LEN, &d),
+			 -EBADMSG);
+	assert_memory_equal(&d, &before, sizeof(d));
+	(void)state;
+}
+
 static void test_overflow(void **state)
 {
 	static char big[NE_WIRE_BLOB_MAX + 1];
@@ -160,6 +183,7 @@ int main(void)
 		cmocka_unit_test(test_start_roundtrip),
 		cmocka_unit_test(test_hello_and_reply),
 		cmocka_unit_test(test_malformed),
+		cmocka_unit_test(test_start_refused_leaves_output),
 		cmocka_unit_test(test_overflow),
 		cmocka_unit_test(test_socket_fds),
 	};

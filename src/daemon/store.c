@@ -1,0 +1,779 @@
+/* SQLite state of netextd (see store.h).
+ *
+ * Trust: the database lives in a root-owned 0700 directory, but it is still a file on disk
+ * that an administrator may edit or that a crash may leave behind: text read back is
+ * length-checked before it is copied into fixed buffers, and a schema newer than this code
+ * is refused rather than guessed at. Callers are trusted to pass validated names; the
+ * store checks them again because identifiers end up in paths and cgroup names. */
+#include "store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "util.h"
+
+struct store {
+	sqlite3 *db;
+	int lock_fd;
+};
+
+/* Schema history. Entry i takes the database from user_version i to i + 1; entries are
+ * never edited once released, changes go into a new entry. */
+static const char *const store_migrations[] = {
+	/* 1 */
+	"CREATE TABLE extensions ("
+	"  identifier TEXT PRIMARY KEY,"
+	"  executable TEXT NOT NULL,"
+	"  user TEXT NOT NULL,"
+	"  enabled INTEGER NOT NULL,"
+	"  developer INTEGER NOT NULL DEFAULT 1,"
+	"  created INTEGER NOT NULL);"
+	"CREATE TABLE configurations ("
+	"  name TEXT PRIMARY KEY,"
+	"  extension TEXT NOT NULL REFERENCES extensions(identifier) ON DELETE CASCADE,"
+	"  provider_type INTEGER NOT NULL,"
+	"  enabled INTEGER NOT NULL,"
+	"  fail_open INTEGER NOT NULL,"
+	"  created INTEGER NOT NULL);"
+	"CREATE INDEX configurations_extension ON configurations(extension);"
+	"CREATE TABLE configuration_options ("
+	"  configuration TEXT NOT NULL REFERENCES configurations(name) ON DELETE CASCADE,"
+	"  position INTEGER NOT NULL,"
+	"  key TEXT NOT NULL,"
+	"  value TEXT NOT NULL,"
+	"  PRIMARY KEY(configuration, key));",
+};
+
+/* Maps an SQLite result code to a negative errno and logs the database's message. */
+static int sql_error(sqlite3 *db, int rc, const char *what)
+{
+	int ext = db ? sqlite3_extended_errcode(db) : rc;
+	int r;
+
+	switch (rc & 0xff) {
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		r = -EBUSY;
+		break;
+	case SQLITE_CONSTRAINT:
+		r = (ext == SQLITE_CONSTRAINT_PRIMARYKEY || ext == SQLITE_CONSTRAINT_UNIQUE) ? -EEXIST
+											    : -EINVAL;
+		break;
+	case SQLITE_FULL:
+		r = -ENOSPC;
+		break;
+	case SQLITE_NOMEM:
+		r = -ENOMEM;
+		break;
+	default:
+		r = -EIO;
+		break;
+	}
+	log_warnx("store: %s: %s (sqlite %d)", what, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc), ext);
+	return r;
+}
+
+/* what names the statement in the log (migrations are too long to quote). */
+static int exec_as(sqlite3 *db, const char *sql, const char *what)
+{
+	int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+
+	return rc == SQLITE_OK ? 0 : sql_error(db, rc, what);
+}
+
+static int exec(sqlite3 *db, const char *sql)
+{
+	return exec_as(db, sql, sql);
+}
+
+static int prepare(sqlite3 *db, const char *sql, sqlite3_stmt **ret)
+{
+	int rc = sqlite3_prepare_v2(db, sql, -1, ret, NULL);
+
+	return rc == SQLITE_OK ? 0 : sql_error(db, rc, sql);
+}
+
+/* Steps a statement that returns no rows and finalizes it. */
+static int step_done(sqlite3 *db, sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st), r = 0;
+
+	if (rc != SQLITE_DONE)
+		r = sql_error(db, rc, sqlite3_sql(st));
+	sqlite3_finalize(st);
+	return r;
+}
+
+static int tx_begin(sqlite3 *db)
+{
+	return exec(db, "BEGIN IMMEDIATE");
+}
+
+/* Ends the transaction begun by tx_begin: commits when r is 0, rolls back otherwise (or
+ * when the commit fails). Returns r or the commit's error. */
+static int tx_end(sqlite3 *db, int r)
+{
+	if (r >= 0) {
+		r = exec(db, "COMMIT");
+		if (r >= 0)
+			return r;
+	}
+	if (!sqlite3_get_autocommit(db))
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	return r;
+}
+
+static int user_version(sqlite3 *db, int *ret)
+{
+	sqlite3_stmt *st;
+	int r, rc;
+
+	r = prepare(db, "PRAGMA user_version", &st);
+	if (r < 0)
+		return r;
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		r = sql_error(db, rc, "PRAGMA user_version");
+		goto out;
+	}
+	*ret = sqlite3_column_int(st, 0);
+out:
+	sqlite3_finalize(st);
+	return r;
+}
+
+static int migrate_one(sqlite3 *db, const char *sql, int to)
+{
+	char bump[64];
+	int r;
+
+	r = tx_begin(db);
+	if (r < 0)
+		return r;
+	snprintf(bump, sizeof(bump), "migration to schema version %d", to);
+	r = exec_as(db, sql, bump);
+	if (r >= 0) {
+		/* user_version lives in the database header, so the bump commits or rolls back
+		 * together with the migration. */
+		snprintf(bump, sizeof(bump), "PRAGMA user_version = %d", to);
+		r = exec(db, bump);
+	}
+	return tx_end(db, r);
+}
+
+int store_migrate(sqlite3 *db, const char *const *migrations, size_t n)
+{
+	int version, r;
+
+	r = user_version(db, &version);
+	if (r < 0)
+		return r;
+	if (version < 0 || (size_t)version > n) {
+		log_warnx("store: database schema version %d is newer than this netextd knows (%zu); "
+			  "refusing to touch it", version, n);
+		return -EPROTONOSUPPORT;
+	}
+	for (; (size_t)version < n; version++) {
+		r = migrate_one(db, migrations[version], version + 1);
+		if (r < 0) {
+			log_warnx("store: migration to schema version %d failed, staying at %d",
+				  version + 1, version);
+			return r;
+		}
+		log_info("store: migrated database to schema version %d", version + 1);
+	}
+	return 0;
+}
+
+static int path_join(char *buf, size_t size, const char *dir, const char *name)
+{
+	int n = snprintf(buf, size, "%s/%s", dir, name);
+
+	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
+}
+
+static int make_dir(const char *dir)
+{
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		log_warn("store: mkdir %s", dir);
+		return ne_negerrno();
+	}
+	return 0;
+}
+
+/* The lock is a separate file so that it is never replaced by SQLite and so that a second
+ * daemon fails before it opens (or migrates) the database. */
+static int lock_dir(const char *dir, int *ret_fd)
+{
+	char path[PATH_MAX];
+	int fd, r;
+
+	r = path_join(path, sizeof(path), dir, "lock");
+	if (r < 0)
+		return r;
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0) {
+		log_warn("store: open %s", path);
+		return ne_negerrno();
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		r = errno == EWOULDBLOCK ? -EBUSY : ne_negerrno();
+		if (r == -EBUSY)
+			log_warnx("store: state directory %s is in use by another netextd", dir);
+		else
+			log_warn("store: flock %s", path);
+		close(fd);
+		return r;
+	}
+	*ret_fd = fd;
+	return 0;
+}
+
+/* SQLite opens its files with O_CLOEXEC on Linux, so extensions never inherit them. */
+static int open_db(const char *dir, sqlite3 **ret)
+{
+	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+	char path[PATH_MAX];
+	sqlite3 *db = NULL;
+	int r, rc;
+
+#ifdef SQLITE_OPEN_EXRESCODE
+	flags |= SQLITE_OPEN_EXRESCODE;
+#endif
+	r = path_join(path, sizeof(path), dir, "netext.db");
+	if (r < 0)
+		return r;
+	rc = sqlite3_open_v2(path, &db, flags, NULL);
+	if (rc != SQLITE_OK) {
+		r = sql_error(db, rc, path);
+		sqlite3_close(db);
+		return r;
+	}
+	*ret = db;
+	return 0;
+}
+
+static int configure(sqlite3 *db)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	/* WAL keeps readers and the writer apart and makes commits cheap; NORMAL is durable
+	 * across a daemon crash, and may lose only the last commits on power loss. */
+	r = prepare(db, "PRAGMA journal_mode=WAL", &st);
+	if (r < 0)
+		return r;
+	if (sqlite3_step(st) != SQLITE_ROW || sqlite3_column_type(st, 0) != SQLITE_TEXT ||
+	    strcmp((const char *)sqlite3_column_text(st, 0), "wal") != 0)
+		log_warnx("store: WAL journal not available, using the default journal");
+	sqlite3_finalize(st);
+	r = exec(db, "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON");
+	if (r < 0)
+		return r;
+	sqlite3_busy_timeout(db, 2000);
+	return 0;
+}
+
+int store_open(const char *state_dir, struct store **ret)
+{
+	struct store *s;
+	int r;
+
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->lock_fd = -1;
+	r = make_dir(state_dir);
+	if (r < 0)
+		goto fail;
+	r = lock_dir(state_dir, &s->lock_fd);
+	if (r < 0)
+		goto fail;
+	r = open_db(state_dir, &s->db);
+	if (r < 0)
+		goto fail;
+	r = configure(s->db);
+	if (r < 0)
+		goto fail;
+	r = store_migrate(s->db, store_migrations, NE_ARRAY_SIZE(store_migrations));
+	if (r < 0)
+		goto fail;
+	*ret = s;
+	return 0;
+fail:
+	store_close(s);
+	return r;
+}
+
+void store_close(struct store *s)
+{
+	if (!s)
+		return;
+	if (s->db && sqlite3_close(s->db) != SQLITE_OK)
+		log_warnx("store: close: %s", sqlite3_errmsg(s->db));
+	ne_closep(&s->lock_fd);
+	free(s);
+}
+
+int store_schema_version(struct store *s)
+{
+	int version, r;
+
+	r = user_version(s->db, &version);
+	return r < 0 ? r : version;
+}
+
+/* Fixed-size text fields from callers must be terminated and non-empty. */
+static bool field_ok(const char *f, size_t size)
+{
+	size_t n = strnlen(f, size);
+
+	return n > 0 && n < size;
+}
+
+static int bind_text(sqlite3_stmt *st, int i, const char *text)
+{
+	return sqlite3_bind_text(st, i, text, -1, SQLITE_STATIC);
+}
+
+/* Copies column i into a fixed buffer; a value that does not fit means the database was
+ * changed behind our back. */
+static int column_copy(sqlite3_stmt *st, int i, char *buf, size_t size)
+{
+	const char *t = (const char *)sqlite3_column_text(st, i);
+
+	if (!t || ne_strscpy(buf, t, size) < 0) {
+		log_warnx("store: %s: column %d is NULL or too long", sqlite3_sql(st), i);
+		return -EUCLEAN;
+	}
+	return 0;
+}
+
+static int64_t created_or_now(int64_t created)
+{
+	return created ? created : (int64_t)time(NULL);
+}
+
+/* 1 when the query (with one text parameter) returns a row, 0 when not. */
+static int exists(sqlite3 *db, const char *sql, const char *key)
+{
+	sqlite3_stmt *st;
+	int r, rc;
+
+	r = prepare(db, sql, &st);
+	if (r < 0)
+		return r;
+	bind_text(st, 1, key);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		r = 1;
+	else if (rc != SQLITE_DONE)
+		r = sql_error(db, rc, sql);
+	sqlite3_finalize(st);
+	return r;
+}
+
+/* Runs a one-parameter change and turns "no row changed" into -ENOENT. */
+static int change_one(sqlite3 *db, const char *sql, const char *key)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	r = tx_begin(db);
+	if (r < 0)
+		return r;
+	r = prepare(db, sql, &st);
+	if (r >= 0) {
+		bind_text(st, 1, key);
+		r = step_done(db, st);
+	}
+	if (r >= 0 && sqlite3_changes(db) == 0)
+		r = -ENOENT;
+	return tx_end(db, r);
+}
+
+static int extension_valid(const struct store_extension *e)
+{
+	if (!field_ok(e->identifier, sizeof(e->identifier)) || !field_ok(e->executable, sizeof(e->executable)) ||
+	    !field_ok(e->user, sizeof(e->user)) || !ne_name_valid(e->identifier, sizeof(e->identifier) - 1))
+		return -EINVAL;
+	return 0;
+}
+
+static int extension_write(sqlite3 *db, const char *sql, const struct store_extension *e)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	r = prepare(db, sql, &st);
+	if (r < 0)
+		return r;
+	bind_text(st, 1, e->identifier);
+	bind_text(st, 2, e->executable);
+	bind_text(st, 3, e->user);
+	sqlite3_bind_int(st, 4, e->enabled);
+	sqlite3_bind_int(st, 5, e->developer);
+	sqlite3_bind_int64(st, 6, created_or_now(e->created));
+	return step_done(db, st);
+}
+
+int store_extension_put(struct store *s, const struct store_extension *e)
+{
+	int r;
+
+	r = extension_valid(e);
+	if (r < 0)
+		return r;
+	r = tx_begin(s->db);
+	if (r < 0)
+		return r;
+	r = exists(s->db, "SELECT 1 FROM extensions WHERE identifier = ?1", e->identifier);
+	if (r > 0)
+		r = -EEXIST;
+	if (r >= 0)
+		r = extension_write(s->db,
+				    "INSERT INTO extensions(identifier, executable, user, enabled, developer, created) "
+				    "VALUES(?1, ?2, ?3, ?4, ?5, ?6)", e);
+	return tx_end(s->db, r);
+}
+
+int store_extension_update(struct store *s, const struct store_extension *e)
+{
+	int r;
+
+	r = extension_valid(e);
+	if (r < 0)
+		return r;
+	r = tx_begin(s->db);
+	if (r < 0)
+		return r;
+	/* extension_write's created (?6) has no place here: creation time never changes,
+	 * and binding a parameter the statement lacks is a harmless SQLITE_RANGE. */
+	r = extension_write(s->db,
+			    "UPDATE extensions SET executable = ?2, user = ?3, enabled = ?4, developer = ?5 "
+			    "WHERE identifier = ?1", e);
+	if (r >= 0 && sqlite3_changes(s->db) == 0)
+		r = -ENOENT;
+	return tx_end(s->db, r);
+}
+
+#define EXTENSION_COLUMNS "identifier, executable, user, enabled, developer, created"
+
+static int extension_from_row(sqlite3_stmt *st, struct store_extension *ret)
+{
+	struct store_extension e;
+	int r;
+
+	r = column_copy(st, 0, e.identifier, sizeof(e.identifier));
+	if (r >= 0)
+		r = column_copy(st, 1, e.executable, sizeof(e.executable));
+	if (r >= 0)
+		r = column_copy(st, 2, e.user, sizeof(e.user));
+	if (r < 0)
+		return r;
+	e.enabled = sqlite3_column_int(st, 3) != 0;
+	e.developer = sqlite3_column_int(st, 4) != 0;
+	e.created = sqlite3_column_int64(st, 5);
+	*ret = e;
+	return 0;
+}
+
+int store_extension_get(struct store *s, const char *identifier, struct store_extension *ret)
+{
+	sqlite3_stmt *st;
+	int r, rc;
+
+	r = prepare(s->db, "SELECT " EXTENSION_COLUMNS " FROM extensions WHERE identifier = ?1", &st);
+	if (r < 0)
+		return r;
+	bind_text(st, 1, identifier);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		r = extension_from_row(st, ret);
+	else if (rc == SQLITE_DONE)
+		r = -ENOENT;
+	else
+		r = sql_error(s->db, rc, "get extension");
+	sqlite3_finalize(st);
+	return r;
+}
+
+int store_extension_delete(struct store *s, const char *identifier)
+{
+	return change_one(s->db, "DELETE FROM extensions WHERE identifier = ?1", identifier);
+}
+
+int store_extension_foreach(struct store *s, int (*fn)(const struct store_extension *e, void *userdata),
+			    void *userdata)
+{
+	struct store_extension e;
+	sqlite3_stmt *st;
+	int r, rc;
+
+	r = prepare(s->db, "SELECT " EXTENSION_COLUMNS " FROM extensions ORDER BY identifier", &st);
+	if (r < 0)
+		return r;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		r = extension_from_row(st, &e);
+		if (r < 0)
+			goto out;
+		r = fn(&e, userdata);
+		if (r != 0)
+			goto out;
+	}
+	if (rc != SQLITE_DONE)
+		r = sql_error(s->db, rc, "list extensions");
+out:
+	sqlite3_finalize(st);
+	return r;
+}
+
+void store_config_clear(struct store_config *c)
+{
+	size_t i;
+
+	if (!c)
+		return;
+	for (i = 0; i < c->n_options; i++) {
+		free(c->keys ? c->keys[i] : NULL);
+		free(c->values ? c->values[i] : NULL);
+	}
+	free(c->keys);
+	free(c->values);
+	c->keys = c->values = NULL;
+	c->n_options = 0;
+}
+
+static int config_valid(const struct store_config *c)
+{
+	size_t i, j;
+
+	if (!field_ok(c->name, sizeof(c->name)) || !field_ok(c->extension, sizeof(c->extension)) ||
+	    !ne_name_valid(c->name, sizeof(c->name) - 1))
+		return -EINVAL;
+	if (c->n_options && (!c->keys || !c->values))
+		return -EINVAL;
+	/* Duplicate keys are the caller's mistake, not a conflict with stored state. */
+	for (i = 0; i < c->n_options; i++) {
+		if (!c->keys[i] || !c->values[i] || !c->keys[i][0])
+			return -EINVAL;
+		for (j = 0; j < i; j++)
+			if (strcmp(c->keys[i], c->keys[j]) == 0)
+				return -EINVAL;
+	}
+	return 0;
+}
+
+static int option_insert(sqlite3 *db, const char *config, size_t position, const char *key, const char *value)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	r = prepare(db, "INSERT INTO configuration_options(configuration, position, key, value) "
+			"VALUES(?1, ?2, ?3, ?4)", &st);
+	if (r < 0)
+		return r;
+	bind_text(st, 1, config);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)position);
+	bind_text(st, 3, key);
+	bind_text(st, 4, value);
+	return step_done(db, st);
+}
+
+static int config_insert(sqlite3 *db, const struct store_config *c)
+{
+	sqlite3_stmt *st;
+	size_t i;
+	int r;
+
+	r = prepare(db, "INSERT INTO configurations(name, extension, provider_type, enabled, fail_open, created) "
+			"VALUES(?1, ?2, ?3, ?4, ?5, ?6)", &st);
+	if (r < 0)
+		return r;
+	bind_text(st, 1, c->name);
+	bind_text(st, 2, c->extension);
+	sqlite3_bind_int(st, 3, c->provider_type);
+	sqlite3_bind_int(st, 4, c->enabled);
+	sqlite3_bind_int(st, 5, c->fail_open);
+	sqlite3_bind_int64(st, 6, created_or_now(c->created));
+	r = step_done(db, st);
+	for (i = 0; r >= 0 && i < c->n_options; i++)
+		r = option_insert(db, c->name, i, c->keys[i], c->values[i]);
+	return r;
+}
+
+int store_config_put(struct store *s, const struct store_config *c)
+{
+	int r;
+
+	r = config_valid(c);
+	if (r < 0)
+		return r;
+	r = tx_begin(s->db);
+	if (r < 0)
+		return r;
+	r = exists(s->db, "SELECT 1 FROM extensions WHERE identifier = ?1", c->extension);
+	if (r == 0)
+		r = -ENOENT;
+	if (r >= 0)
+		r = exists(s->db, "SELECT 1 FROM configurations WHERE name = ?1", c->name);
+	if (r > 0)
+		r = -EEXIST;
+	if (r >= 0)
+		r = config_insert(s->db, c);
+	return tx_end(s->db, r);
+}
+
+static int option_append(struct store_config *c, const char *key, const char *value)
+{
+	char **keys, **values;
+
+	keys = realloc(c->keys, (c->n_options + 1) * sizeof(*keys));
+	if (!keys)
+		return -ENOMEM;
+	c->keys = keys;
+	values = realloc(c->values, (c->n_options + 1) * sizeof(*values));
+	if (!values)
+		return -ENOMEM;
+	c->values = values;
+	keys[c->n_options] = strdup(key);
+	values[c->n_options] = strdup(value);
+	c->n_options++;
+	if (!keys[c->n_options - 1] || !values[c->n_options - 1])
+		return -ENOMEM;
+	return 0;
+}
+
+/* Loads c's options into c (which starts without options); c is cleared on failure. */
+static int options_load(sqlite3 *db, struct store_config *c)
+{
+	sqlite3_stmt *st;
+	int r, rc;
+
+	r = prepare(db, "SELECT key, value FROM configuration_options WHERE configuration = ?1 ORDER BY position", &st);
+	if (r < 0)
+		return r;
+	bind_text(st, 1, c->name);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *k = (const char *)sqlite3_column_text(st, 0);
+		const char *v = (const char *)sqlite3_column_text(st, 1);
+
+		/* NOT NULL columns; a NULL here is an allocation failure in SQLite. */
+		r = k && v ? option_append(c, k, v) : -ENOMEM;
+		if (r < 0)
+			goto out;
+	}
+	if (rc != SQLITE_DONE)
+		r = sql_error(db, rc, "load options");
+out:
+	sqlite3_finalize(st);
+	if (r < 0)
+		store_config_clear(c);
+	return r;
+}
+
+#define CONFIG_COLUMNS "name, extension, provider_type, enabled, fail_open, created"
+
+static int config_from_row(sqlite3 *db, sqlite3_stmt *st, struct store_config *ret)
+{
+	struct store_config c = { 0 };
+	int r;
+
+	r = column_copy(st, 0, c.name, sizeof(c.name));
+	if (r >= 0)
+		r = column_copy(st, 1, c.extension, sizeof(c.extension));
+	if (r < 0)
+		return r;
+	c.provider_type = sqlite3_column_int(st, 2);
+	c.enabled = sqlite3_column_int(st, 3) != 0;
+	c.fail_open = sqlite3_column_int(st, 4) != 0;
+	c.created = sqlite3_column_int64(st, 5);
+	r = options_load(db, &c);
+	if (r < 0)
+		return r;
+	*ret = c;
+	return 0;
+}
+
+int store_config_get(struct store *s, const char *name, struct store_config *ret)
+{
+	sqlite3_stmt *st;
+	int r, rc;
+
+	r = prepare(s->db, "SELECT " CONFIG_COLUMNS " FROM configurations WHERE name = ?1", &st);
+	if (r < 0)
+		return r;
+	bind_text(st, 1, name);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		r = config_from_row(s->db, st, ret);
+	else if (rc == SQLITE_DONE)
+		r = -ENOENT;
+	else
+		r = sql_error(s->db, rc, "get configuration");
+	sqlite3_finalize(st);
+	return r;
+}
+
+int store_config_delete(struct store *s, const char *name)
+{
+	return change_one(s->db, "DELETE FROM configurations WHERE name = ?1", name);
+}
+
+int store_config_set_enabled(struct store *s, const char *name, bool enabled)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	r = tx_begin(s->db);
+	if (r < 0)
+		return r;
+	r = prepare(s->db, "UPDATE configurations SET enabled = ?2 WHERE name = ?1", &st);
+	if (r >= 0) {
+		bind_text(st, 1, name);
+		sqlite3_bind_int(st, 2, enabled);
+		r = step_done(s->db, st);
+	}
+	if (r >= 0 && sqlite3_changes(s->db) == 0)
+		r = -ENOENT;
+	return tx_end(s->db, r);
+}
+
+int store_config_foreach(struct store *s, const char *extension,
+			 int (*fn)(const struct store_config *c, void *userdata), void *userdata)
+{
+	struct store_config c;
+	sqlite3_stmt *st;
+	int r, rc;
+
+	/* ?1 IS NULL selects every configuration when no extension is given. */
+	r = prepare(s->db, "SELECT " CONFIG_COLUMNS " FROM configurations "
+			   "WHERE ?1 IS NULL OR extension = ?1 ORDER BY name", &st);
+	if (r < 0)
+		return r;
+	if (extension)
+		bind_text(st, 1, extension);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		r = config_from_row(s->db, st, &c);
+		if (r < 0)
+			goto out;
+		r = fn(&c, userdata);
+		store_config_clear(&c);
+		if (r != 0)
+			goto out;
+	}
+	if (rc != SQLITE_DONE)
+		r = sql_error(s->db, rc, "list configurations");
+out:
+	sqlite3_finalize(st);
+	return r;
+}

@@ -1,0 +1,74 @@
+/* The daemon's persistent state: extensions, their configurations and options, in one
+ * SQLite database under the state directory (<state_dir>/netext.db).
+ *
+ * One daemon owns a state directory: store_open takes an exclusive flock on
+ * <state_dir>/lock and keeps it until store_close. The handle is for one thread.
+ * Every change runs in its own transaction and either happens whole or not at all.
+ * Functions return 0 or a negative errno; outputs are written only on success. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sqlite3.h>
+
+struct store;
+
+struct store_extension {
+	char identifier[128];
+	char executable[4096];
+	char user[64];
+	bool enabled;
+	bool developer;
+	int64_t created; /* unix seconds; 0 on put means "now" */
+};
+
+/* Options are owned by the struct: store_config_get fills them, store_config_clear frees
+ * them. keys[i] goes with values[i]; the order is kept. */
+struct store_config {
+	char name[128];
+	char extension[128];
+	int provider_type;
+	bool enabled;
+	bool fail_open;
+	int64_t created; /* unix seconds; 0 on put means "now" */
+	size_t n_options;
+	char **keys;
+	char **values;
+};
+
+/* Creates state_dir (0700) when missing, locks it, opens the database and brings its
+ * schema up to date. -EBUSY when another process holds the directory,
+ * -EPROTONOSUPPORT when the database was written by a newer netextd. */
+int store_open(const char *state_dir, struct store **ret);
+void store_close(struct store *s);
+int store_schema_version(struct store *s);
+
+/* put: -EEXIST when the identifier is taken. update: all fields but created; -ENOENT
+ * when absent. delete also removes the extension's configurations. */
+int store_extension_put(struct store *s, const struct store_extension *e);
+int store_extension_update(struct store *s, const struct store_extension *e);
+int store_extension_get(struct store *s, const char *identifier, struct store_extension *ret);
+int store_extension_delete(struct store *s, const char *identifier);
+/* Calls fn for each extension in identifier order; a non-zero return from fn stops the
+ * walk and is returned. fn must not change the store. */
+int store_extension_foreach(struct store *s, int (*fn)(const struct store_extension *e, void *userdata),
+			    void *userdata);
+
+/* put: -EEXIST when the name is taken, -ENOENT when the extension does not exist,
+ * -EINVAL for duplicate option keys. */
+int store_config_put(struct store *s, const struct store_config *c);
+/* ret is overwritten on success (not cleared first); the caller frees it with
+ * store_config_clear. */
+int store_config_get(struct store *s, const char *name, struct store_config *ret);
+int store_config_delete(struct store *s, const char *name);
+int store_config_set_enabled(struct store *s, const char *name, bool enabled);
+/* Like store_extension_foreach, in name order; extension NULL walks every configuration. */
+int store_config_foreach(struct store *s, const char *extension,
+			 int (*fn)(const struct store_config *c, void *userdata), void *userdata);
+void store_config_clear(struct store_config *c);
+
+/* The migration runner, exposed for tests: brings db from its user_version to n by
+ * applying migrations[version..n-1], each in its own transaction with its version bump,
+ * so a failing step leaves the database at the last good version. */
+int store_migrate(sqlite3 *db, const char *const *migrations, size_t n);

@@ -1,0 +1,356 @@
+/* The SQLite state store: persistence, constraints, cascades, locking and migrations.
+ * Each test gets its own temporary state directory, removed afterwards. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "store.h"
+
+struct fixture {
+	char dir[64];
+};
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+
+	if (!f)
+		return -1;
+	strcpy(f->dir, "/tmp/netext-store-XXXXXX");
+	if (!mkdtemp(f->dir)) {
+		free(f);
+		return -1;
+	}
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	char cmd[128];
+	int rc;
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+	rc = system(cmd);
+	free(f);
+	return rc == 0 ? 0 : -1;
+}
+
+static struct store *open_ok(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = NULL;
+
+	assert_int_equal(store_open(f->dir, &s), 0);
+	assert_non_null(s);
+	return s;
+}
+
+static struct store_extension ext(const char *id)
+{
+	struct store_extension e = { .enabled = true, .developer = false, .created = 1700000000 };
+
+	snprintf(e.identifier, sizeof(e.identifier), "%s", id);
+	snprintf(e.executable, sizeof(e.executable), "/usr/libexec/netext/%s", id);
+	snprintf(e.user, sizeof(e.user), "netext-ext");
+	return e;
+}
+
+static char *opt_keys[] = { "zeta", "alpha", "mid" };
+static char *opt_values[] = { "1", "", "three" };
+
+static struct store_config cfg(const char *name, const char *extension)
+{
+	struct store_config c = { .provider_type = 2, .enabled = true, .fail_open = false, .created = 5,
+				  .n_options = 3, .keys = opt_keys, .values = opt_values };
+
+	snprintf(c.name, sizeof(c.name), "%s", name);
+	snprintf(c.extension, sizeof(c.extension), "%s", extension);
+	return c;
+}
+
+static void test_reopen_keeps_data(void **state)
+{
+	struct store_extension e = ext("com.example.filter"), got;
+	struct store *s = open_ok(state);
+
+	assert_int_equal(store_schema_version(s), 1);
+	assert_int_equal(store_extension_put(s, &e), 0);
+	store_close(s);
+
+	s = open_ok(state);
+	assert_int_equal(store_schema_version(s), 1);
+	assert_int_equal(store_extension_get(s, e.identifier, &got), 0);
+	assert_string_equal(got.executable, e.executable);
+	assert_string_equal(got.user, "netext-ext");
+	assert_true(got.enabled);
+	assert_false(got.developer);
+	assert_int_equal(got.created, 1700000000);
+	store_close(s);
+	store_close(NULL);
+}
+
+static void test_extension_crud(void **state)
+{
+	struct store_extension e = ext("a.ext"), got;
+	struct store *s = open_ok(state);
+
+	assert_int_equal(store_extension_get(s, "a.ext", &got), -ENOENT);
+	assert_int_equal(store_extension_update(s, &e), -ENOENT);
+	assert_int_equal(store_extension_put(s, &e), 0);
+	assert_int_equal(store_extension_put(s, &e), -EEXIST);
+
+	e.enabled = false;
+	e.developer = true;
+	e.created = 1; /* ignored: creation time never changes */
+	snprintf(e.executable, sizeof(e.executable), "/opt/a");
+	assert_int_equal(store_extension_update(s, &e), 0);
+	assert_int_equal(store_extension_get(s, "a.ext", &got), 0);
+	assert_string_equal(got.executable, "/opt/a");
+	assert_false(got.enabled);
+	assert_true(got.developer);
+	assert_int_equal(got.created, 1700000000);
+
+	assert_int_equal(store_extension_delete(s, "a.ext"), 0);
+	assert_int_equal(store_extension_delete(s, "a.ext"), -ENOENT);
+	assert_int_equal(store_extension_get(s, "a.ext", &got), -ENOENT);
+
+	/* Names that would be unsafe in paths are refused before they reach the database. */
+	e = ext("../evil");
+	assert_int_equal(store_extension_put(s, &e), -EINVAL);
+	store_close(s);
+}
+
+static int collect_ids(const struct store_extension *e, void *userdata)
+{
+	char *buf = userdata;
+
+	strcat(buf, e->identifier);
+	strcat(buf, ";");
+	return strcmp(e->identifier, "c") == 0 ? 42 : 0;
+}
+
+static void test_extension_foreach(void **state)
+{
+	struct store *s = open_ok(state);
+	const char *ids[] = { "d", "b", "c", "a" };
+	char buf[64] = "";
+	size_t i;
+
+	for (i = 0; i < 4; i++) {
+		struct store_extension e = ext(ids[i]);
+		assert_int_equal(store_extension_put(s, &e), 0);
+	}
+	/* Ordered by identifier; fn's non-zero return stops the walk and is passed back. */
+	assert_int_equal(store_extension_foreach(s, collect_ids, buf), 42);
+	assert_string_equal(buf, "a;b;c;");
+	store_close(s);
+}
+
+static void test_config(void **state)
+{
+	struct store_extension e = ext("x");
+	struct store_config c = cfg("x-vpn", "x"), got = { 0 };
+	struct store *s = open_ok(state);
+
+	/* The extension must exist first. */
+	assert_int_equal(store_config_put(s, &c), -ENOENT);
+	assert_int_equal(store_extension_put(s, &e), 0);
+	assert_int_equal(store_config_put(s, &c), 0);
+	assert_int_equal(store_config_put(s, &c), -EEXIST);
+
+	assert_int_equal(store_config_get(s, "x-vpn", &got), 0);
+	assert_string_equal(got.extension, "x");
+	assert_int_equal(got.provider_type, 2);
+	assert_true(got.enabled);
+	assert_false(got.fail_open);
+	assert_int_equal(got.created, 5);
+	/* Options come back in the order they were given, not sorted by key. */
+	assert_int_equal(got.n_options, 3);
+	assert_string_equal(got.keys[0], "zeta");
+	assert_string_equal(got.keys[1], "alpha");
+	assert_string_equal(got.values[1], "");
+	assert_string_equal(got.keys[2], "mid");
+	assert_string_equal(got.values[2], "three");
+	store_config_clear(&got);
+	assert_int_equal(got.n_options, 0);
+	store_config_clear(&got);
+
+	assert_int_equal(store_config_set_enabled(s, "x-vpn", false), 0);
+	assert_int_equal(store_config_get(s, "x-vpn", &got), 0);
+	assert_false(got.enabled);
+	store_config_clear(&got);
+	assert_int_equal(store_config_set_enabled(s, "nope", false), -ENOENT);
+
+	assert_int_equal(store_config_delete(s, "x-vpn"), 0);
+	assert_int_equal(store_config_delete(s, "x-vpn"), -ENOENT);
+	assert_int_equal(store_config_get(s, "x-vpn", &got), -ENOENT);
+	store_close(s);
+}
+
+static void test_config_duplicate_keys(void **state)
+{
+	char *keys[] = { "k", "k" }, *values[] = { "1", "2" };
+	struct store_extension e = ext("x");
+	struct store_config c = cfg("c", "x"), got;
+	struct store *s = open_ok(state);
+
+	assert_int_equal(store_extension_put(s, &e), 0);
+	c.keys = keys;
+	c.values = values;
+	c.n_options = 2;
+	assert_int_equal(store_config_put(s, &c), -EINVAL);
+	assert_int_equal(store_config_get(s, "c", &got), -ENOENT);
+	store_close(s);
+}
+
+static int count_configs(const struct store_config *c, void *userdata)
+{
+	(*(int *)userdata)++;
+	assert_int_equal(c->n_options, 3);
+	return 0;
+}
+
+static void test_cascade(void **state)
+{
+	struct store_extension a = ext("a"), b = ext("b");
+	struct store_config c1 = cfg("a1", "a"), c2 = cfg("a2", "a"), c3 = cfg("b1", "b");
+	struct store *s = open_ok(state);
+	int n = 0;
+
+	assert_int_equal(store_extension_put(s, &a), 0);
+	assert_int_equal(store_extension_put(s, &b), 0);
+	assert_int_equal(store_config_put(s, &c1), 0);
+	assert_int_equal(store_config_put(s, &c2), 0);
+	assert_int_equal(store_config_put(s, &c3), 0);
+	assert_int_equal(store_config_foreach(s, NULL, count_configs, &n), 0);
+	assert_int_equal(n, 3);
+	n = 0;
+	assert_int_equal(store_config_foreach(s, "a", count_configs, &n), 0);
+	assert_int_equal(n, 2);
+
+	assert_int_equal(store_extension_delete(s, "a"), 0);
+	n = 0;
+	assert_int_equal(store_config_foreach(s, NULL, count_configs, &n), 0);
+	assert_int_equal(n, 1);
+	store_close(s);
+
+	/* The options went with their configurations: look underneath the API. */
+	{
+		struct fixture *f = *state;
+		char path[128];
+		sqlite3 *db;
+		sqlite3_stmt *st;
+
+		snprintf(path, sizeof(path), "%s/netext.db", f->dir);
+		assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+		assert_int_equal(sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM configuration_options", -1, &st, NULL),
+				 SQLITE_OK);
+		assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+		assert_int_equal(sqlite3_column_int(st, 0), 3);
+		sqlite3_finalize(st);
+		sqlite3_close(db);
+	}
+}
+
+static void test_second_open_busy(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_ok(state), *s2 = (struct store *)0x1;
+
+	assert_int_equal(store_open(f->dir, &s2), -EBUSY);
+	assert_ptr_equal(s2, (struct store *)0x1);
+	store_close(s);
+	/* The lock goes with the handle. */
+	s = open_ok(state);
+	store_close(s);
+}
+
+static void set_user_version(const char *dir, int v)
+{
+	char path[128], sql[64];
+	sqlite3 *db;
+
+	snprintf(path, sizeof(path), "%s/netext.db", dir);
+	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", v);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+}
+
+static void test_newer_schema_refused(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_ok(state);
+
+	store_close(s);
+	set_user_version(f->dir, 99);
+	s = NULL;
+	assert_int_equal(store_open(f->dir, &s), -EPROTONOSUPPORT);
+	assert_null(s);
+}
+
+static int db_version(sqlite3 *db)
+{
+	sqlite3_stmt *st;
+	int v;
+
+	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	v = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+static void test_migration_failure(void **state)
+{
+	/* The second step half-succeeds (CREATE TABLE b) before failing: all of it must go. */
+	const char *const steps[] = {
+		"CREATE TABLE a(x INTEGER)",
+		"CREATE TABLE b(y INTEGER); INSERT INTO no_such_table VALUES(1)",
+		"CREATE TABLE c(z INTEGER)",
+	};
+	sqlite3 *db;
+
+	(void)state;
+	assert_int_equal(sqlite3_open(":memory:", &db), SQLITE_OK);
+	assert_int_equal(store_migrate(db, steps, 1), 0);
+	assert_int_equal(db_version(db), 1);
+	assert_true(store_migrate(db, steps, 3) < 0);
+	assert_int_equal(db_version(db), 1);
+	assert_int_equal(sqlite3_exec(db, "SELECT * FROM b", NULL, NULL, NULL), SQLITE_ERROR);
+	assert_int_equal(sqlite3_exec(db, "SELECT * FROM c", NULL, NULL, NULL), SQLITE_ERROR);
+	assert_int_equal(sqlite3_exec(db, "SELECT * FROM a", NULL, NULL, NULL), SQLITE_OK);
+	/* Running again with the same list is a no-op, and a shorter list is a newer db. */
+	assert_int_equal(store_migrate(db, steps, 1), 0);
+	assert_int_equal(store_migrate(db, steps, 0), -EPROTONOSUPPORT);
+	sqlite3_close(db);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_reopen_keeps_data, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_extension_crud, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_extension_foreach, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_config, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_config_duplicate_keys, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cascade, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_second_open_busy, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
+		cmocka_unit_test(test_migration_failure),
+	};
+
+	log_init("test-store", 0);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
