@@ -1,0 +1,327 @@
+/* Build-then-parse round trips for dp_nft: the batch dp_nft_build() produces is walked with
+ * libmnl and parsed back with libnftnl, as the kernel would see it. No root needed. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/xt_NFQUEUE.h>
+#include <libmnl/libmnl.h>
+#include <libnftnl/chain.h>
+#include <libnftnl/expr.h>
+#include <libnftnl/rule.h>
+#include <libnftnl/table.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dp_nft.h"
+#include "util.h"
+
+#define BUF_LIMIT (64 * 1024)
+#define MAX_MSGS 64
+#define MAX_EXPRS 32
+
+struct parsed {
+	size_t n_msgs;
+	uint16_t types[MAX_MSGS]; /* NFNL_MSG_BATCH_* or NFT_MSG_* */
+	uint16_t flags[MAX_MSGS];
+	struct nftnl_chain *chains[MAX_MSGS];
+	size_t n_chains;
+	struct nftnl_rule *rules[MAX_MSGS];
+	size_t n_rules;
+};
+
+static void parse_msg(struct parsed *p, const struct nlmsghdr *nlh)
+{
+	uint16_t type = nlh->nlmsg_type;
+
+	if (type != NFNL_MSG_BATCH_BEGIN && type != NFNL_MSG_BATCH_END) {
+		assert_int_equal(NFNL_SUBSYS_ID(type), NFNL_SUBSYS_NFTABLES);
+		type = NFNL_MSG_TYPE(type);
+	}
+	assert_true(p->n_msgs < MAX_MSGS);
+	p->flags[p->n_msgs] = nlh->nlmsg_flags;
+	p->types[p->n_msgs++] = type;
+	if (type == NFT_MSG_NEWCHAIN) {
+		struct nftnl_chain *c = nftnl_chain_alloc();
+
+		assert_int_equal(nftnl_chain_nlmsg_parse(nlh, c), 0);
+		p->chains[p->n_chains++] = c;
+	} else if (type == NFT_MSG_NEWRULE) {
+		struct nftnl_rule *r = nftnl_rule_alloc();
+
+		assert_int_equal(nftnl_rule_nlmsg_parse(nlh, r), 0);
+		p->rules[p->n_rules++] = r;
+	}
+}
+
+static void build_and_parse(const struct dp_ruleset *rs, enum dp_queue_backend qb, struct parsed *p)
+{
+	char *buf = malloc(BUF_LIMIT + DP_NFT_BATCH_SLACK);
+	struct mnl_nlmsg_batch *b = mnl_nlmsg_batch_start(buf, BUF_LIMIT);
+	uint32_t seq = 100;
+	const struct nlmsghdr *nlh;
+	int left;
+
+	memset(p, 0, sizeof(*p));
+	assert_int_equal(dp_nft_build(rs, qb, b, &seq), 0);
+	nlh = mnl_nlmsg_batch_head(b);
+	left = (int)mnl_nlmsg_batch_size(b);
+	for (; mnl_nlmsg_ok(nlh, left); nlh = mnl_nlmsg_next(nlh, &left))
+		parse_msg(p, nlh);
+	assert_int_equal(left, 0);
+	assert_int_equal(seq, 100 + p->n_msgs); /* one sequence number per message */
+	mnl_nlmsg_batch_stop(b);
+	free(buf);
+}
+
+static void parsed_free(struct parsed *p)
+{
+	for (size_t i = 0; i < p->n_chains; i++)
+		nftnl_chain_free(p->chains[i]);
+	for (size_t i = 0; i < p->n_rules; i++)
+		nftnl_rule_free(p->rules[i]);
+}
+
+static size_t rule_exprs(struct nftnl_rule *r, struct nftnl_expr **out)
+{
+	struct nftnl_expr_iter *it = nftnl_expr_iter_create(r);
+	struct nftnl_expr *e;
+	size_t n = 0;
+
+	while ((e = nftnl_expr_iter_next(it)) && n < MAX_EXPRS)
+		out[n++] = e;
+	nftnl_expr_iter_destroy(it);
+	return n;
+}
+
+static const char *expr_name(struct nftnl_expr *e)
+{
+	return nftnl_expr_get_str(e, NFTNL_EXPR_NAME);
+}
+
+static void queue_rule(struct dp_ruleset *rs, uint16_t num, uint32_t flags)
+{
+	struct dp_rule r = {0};
+	struct dp_match m = {.kind = DP_MATCH_L4PROTO, .l4proto = IPPROTO_UDP};
+	struct dp_action a = {.kind = DP_ACTION_QUEUE, .queue = {.num = num, .flags = flags}};
+
+	assert_int_equal(dp_ruleset_find_chain(rs, "output", &r.chain), 0);
+	assert_int_equal(dp_rule_add_match(&r, &m), 0);
+	m = (struct dp_match){.kind = DP_MATCH_DPORT, .port = 5353};
+	assert_int_equal(dp_rule_add_match(&r, &m), 0);
+	assert_int_equal(dp_rule_add_action(&r, &a), 0);
+	assert_int_equal(dp_ruleset_add_rule(rs, &r), 0);
+}
+
+static void test_transaction_shape(void **state)
+{
+	static const uint16_t want[] = {NFNL_MSG_BATCH_BEGIN, NFT_MSG_NEWTABLE, NFT_MSG_DELTABLE,
+					NFT_MSG_NEWTABLE, NFT_MSG_NEWCHAIN, NFT_MSG_NEWCHAIN,
+					NFT_MSG_NEWCHAIN, NFT_MSG_NEWCHAIN, NFNL_MSG_BATCH_END};
+	struct dp_ruleset rs;
+	struct parsed p;
+
+	dp_ruleset_init_base(&rs, "netext-test");
+	build_and_parse(&rs, DP_QUEUE_COMPAT, &p);
+	assert_int_equal(p.n_msgs, NE_ARRAY_SIZE(want));
+	for (size_t i = 0; i < p.n_msgs; i++)
+		assert_int_equal(p.types[i], want[i]);
+	/* Exactly one ACK request, on the last real message. */
+	for (size_t i = 0; i < p.n_msgs; i++)
+		assert_int_equal(!!(p.flags[i] & NLM_F_ACK), i == p.n_msgs - 2);
+	parsed_free(&p);
+	dp_ruleset_free(&rs);
+}
+
+static void check_chain(struct nftnl_chain *c, const char *name, const char *type, uint32_t hook, int32_t prio)
+{
+	assert_string_equal(nftnl_chain_get_str(c, NFTNL_CHAIN_TABLE), "netext-test");
+	assert_string_equal(nftnl_chain_get_str(c, NFTNL_CHAIN_NAME), name);
+	assert_string_equal(nftnl_chain_get_str(c, NFTNL_CHAIN_TYPE), type);
+	assert_int_equal(nftnl_chain_get_u32(c, NFTNL_CHAIN_HOOKNUM), hook);
+	assert_int_equal(nftnl_chain_get_s32(c, NFTNL_CHAIN_PRIO), prio);
+	assert_int_equal(nftnl_chain_get_u32(c, NFTNL_CHAIN_POLICY), NF_ACCEPT);
+}
+
+static void test_base_chains(void **state)
+{
+	struct dp_ruleset rs;
+	struct parsed p;
+
+	dp_ruleset_init_base(&rs, "netext-test");
+	build_and_parse(&rs, DP_QUEUE_COMPAT, &p);
+	assert_int_equal(p.n_chains, 4);
+	check_chain(p.chains[0], "output", "route", NF_INET_LOCAL_OUT, -150);
+	check_chain(p.chains[1], "prerouting", "filter", NF_INET_PRE_ROUTING, -150);
+	check_chain(p.chains[2], "input", "filter", NF_INET_LOCAL_IN, 0);
+	check_chain(p.chains[3], "forward", "filter", NF_INET_FORWARD, 0);
+	parsed_free(&p);
+	dp_ruleset_free(&rs);
+}
+
+static void test_queue_compat(void **state)
+{
+	struct nftnl_expr *e[MAX_EXPRS];
+	const struct xt_NFQ_info_v3 *info;
+	struct dp_ruleset rs;
+	struct parsed p;
+	uint32_t len;
+	size_t n;
+
+	dp_ruleset_init_base(&rs, "netext-test");
+	queue_rule(&rs, 7, DP_QUEUE_F_BYPASS);
+	build_and_parse(&rs, DP_QUEUE_COMPAT, &p);
+	assert_int_equal(p.n_rules, 1);
+	assert_string_equal(nftnl_rule_get_str(p.rules[0], NFTNL_RULE_CHAIN), "output");
+	n = rule_exprs(p.rules[0], e);
+	assert_int_equal(n, 5); /* meta, cmp, payload, cmp, target */
+	assert_string_equal(expr_name(e[4]), "target");
+	assert_string_equal(nftnl_expr_get_str(e[4], NFTNL_EXPR_TG_NAME), "NFQUEUE");
+	assert_int_equal(nftnl_expr_get_u32(e[4], NFTNL_EXPR_TG_REV), 3);
+	info = nftnl_expr_get(e[4], NFTNL_EXPR_TG_INFO, &len);
+	assert_int_equal(len, sizeof(*info));
+	assert_int_equal(info->queuenum, 7);
+	assert_int_equal(info->queues_total, 1);
+	assert_int_equal(info->flags, NFQ_FLAG_BYPASS);
+	parsed_free(&p);
+	dp_ruleset_free(&rs);
+}
+
+static void test_queue_native(void **state)
+{
+	struct nftnl_expr *e[MAX_EXPRS];
+	struct dp_ruleset rs;
+	struct parsed p;
+	uint32_t len;
+	size_t n;
+
+	dp_ruleset_init_base(&rs, "netext-test");
+	queue_rule(&rs, 9, DP_QUEUE_F_BYPASS | DP_QUEUE_F_FANOUT);
+	build_and_parse(&rs, DP_QUEUE_NATIVE, &p);
+	n = rule_exprs(p.rules[0], e);
+	assert_int_equal(n, 5);
+	assert_string_equal(expr_name(e[0]), "meta");
+	assert_int_equal(nftnl_expr_get_u32(e[0], NFTNL_EXPR_META_KEY), NFT_META_L4PROTO);
+	assert_int_equal(*(const uint8_t *)nftnl_expr_get(e[1], NFTNL_EXPR_CMP_DATA, &len), IPPROTO_UDP);
+	assert_string_equal(expr_name(e[2]), "payload");
+	assert_int_equal(nftnl_expr_get_u32(e[2], NFTNL_EXPR_PAYLOAD_BASE), NFT_PAYLOAD_TRANSPORT_HEADER);
+	assert_int_equal(nftnl_expr_get_u32(e[2], NFTNL_EXPR_PAYLOAD_OFFSET), 2);
+	assert_int_equal(*(const uint16_t *)nftnl_expr_get(e[3], NFTNL_EXPR_CMP_DATA, &len), htons(5353));
+	assert_string_equal(expr_name(e[4]), "queue");
+	assert_int_equal(nftnl_expr_get_u16(e[4], NFTNL_EXPR_QUEUE_NUM), 9);
+	assert_int_equal(nftnl_expr_get_u16(e[4], NFTNL_EXPR_QUEUE_TOTAL), 1);
+	assert_int_equal(nftnl_expr_get_u16(e[4], NFTNL_EXPR_QUEUE_FLAGS),
+			 NFT_QUEUE_FLAG_BYPASS | NFT_QUEUE_FLAG_CPU_FANOUT);
+	parsed_free(&p);
+	dp_ruleset_free(&rs);
+}
+
+/* ip6 daddr fd00::/8 != ; meta mark & 0x100 != 0x100 ; ct state new ; ct mark set 5 ; accept */
+static void test_matches_and_actions(void **state)
+{
+	struct dp_match m6 = {.kind = DP_MATCH_DADDR, .neg = true, .addr = {.family = AF_INET6, .prefix = 12}};
+	struct dp_match mk = {.kind = DP_MATCH_META_MARK, .neg = true, .mark = {.mask = 0x100, .value = 0x100}};
+	struct dp_match ct = {.kind = DP_MATCH_CT_STATE, .ct_state = DP_CT_NEW};
+	struct dp_action set = {.kind = DP_ACTION_CT_MARK_SET, .mark = 5};
+	struct dp_action acc = {.kind = DP_ACTION_ACCEPT};
+	static const char *want[] = {"meta", "cmp", "payload", "bitwise", "cmp", "meta", "bitwise",
+				     "cmp", "ct", "bitwise", "cmp", "immediate", "ct", "immediate"};
+	struct nftnl_expr *e[MAX_EXPRS];
+	const uint8_t *mask, *addr;
+	struct dp_rule r = {.chain = 2};
+	struct dp_ruleset rs;
+	struct parsed p;
+	uint32_t len;
+	size_t n;
+
+	inet_pton(AF_INET6, "fd0f::1", &m6.addr.v6);
+	dp_ruleset_init_base(&rs, "netext-test");
+	assert_int_equal(dp_rule_add_match(&r, &m6), 0);
+	assert_int_equal(dp_rule_add_match(&r, &mk), 0);
+	assert_int_equal(dp_rule_add_match(&r, &ct), 0);
+	assert_int_equal(dp_rule_add_action(&r, &set), 0);
+	assert_int_equal(dp_rule_add_action(&r, &acc), 0);
+	assert_int_equal(dp_ruleset_add_rule(&rs, &r), 0);
+	build_and_parse(&rs, DP_QUEUE_COMPAT, &p);
+	assert_string_equal(nftnl_rule_get_str(p.rules[0], NFTNL_RULE_CHAIN), "input");
+	n = rule_exprs(p.rules[0], e);
+	assert_int_equal(n, NE_ARRAY_SIZE(want));
+	for (size_t i = 0; i < n; i++)
+		assert_string_equal(expr_name(e[i]), want[i]);
+	assert_int_equal(*(const uint8_t *)nftnl_expr_get(e[1], NFTNL_EXPR_CMP_DATA, &len), NFPROTO_IPV6);
+	assert_int_equal(nftnl_expr_get_u32(e[2], NFTNL_EXPR_PAYLOAD_OFFSET), 24);
+	mask = nftnl_expr_get(e[3], NFTNL_EXPR_BITWISE_MASK, &len);
+	assert_int_equal(len, 16);
+	assert_int_equal(mask[0], 0xff);
+	assert_int_equal(mask[1], 0xf0);
+	assert_int_equal(mask[2], 0);
+	addr = nftnl_expr_get(e[4], NFTNL_EXPR_CMP_DATA, &len);
+	assert_int_equal(addr[0], 0xfd);
+	assert_int_equal(addr[1], 0x00); /* host bits masked off */
+	assert_int_equal(nftnl_expr_get_u32(e[4], NFTNL_EXPR_CMP_OP), NFT_CMP_NEQ);
+	assert_int_equal(nftnl_expr_get_u32(e[7], NFTNL_EXPR_CMP_OP), NFT_CMP_NEQ);
+	assert_int_equal(nftnl_expr_get_u32(e[10], NFTNL_EXPR_CMP_OP), NFT_CMP_NEQ); /* any bit set */
+	assert_int_equal(nftnl_expr_get_u32(e[11], NFTNL_EXPR_IMM_DATA), 5);
+	assert_int_equal(nftnl_expr_get_u32(e[12], NFTNL_EXPR_CT_KEY), NFT_CT_MARK);
+	assert_int_equal(nftnl_expr_get_u32(e[13], NFTNL_EXPR_IMM_VERDICT), NF_ACCEPT);
+	parsed_free(&p);
+	dp_ruleset_free(&rs);
+}
+
+static void test_small_batch(void **state)
+{
+	char buf[512 + DP_NFT_BATCH_SLACK];
+	struct mnl_nlmsg_batch *b = mnl_nlmsg_batch_start(buf, 512);
+	struct dp_ruleset rs;
+	uint32_t seq = 1;
+
+	dp_ruleset_init_base(&rs, NULL);
+	assert_string_equal(rs.table, DP_NFT_TABLE_DEFAULT);
+	for (int i = 0; i < 20; i++)
+		queue_rule(&rs, (uint16_t)i, 0);
+	assert_int_equal(dp_nft_build(&rs, DP_QUEUE_COMPAT, b, &seq), -ENOBUFS);
+	assert_int_equal(seq, 1); /* untouched on failure */
+	mnl_nlmsg_batch_stop(b);
+	dp_ruleset_free(&rs);
+}
+
+static void test_ruleset_limits(void **state)
+{
+	struct dp_ruleset rs;
+	struct dp_rule r = {.chain = 4};
+	struct dp_action a = {.kind = DP_ACTION_DROP};
+	size_t idx;
+
+	dp_ruleset_init_base(&rs, "t");
+	assert_int_equal(dp_ruleset_add_rule(&rs, &r), -EINVAL);
+	assert_int_equal(dp_ruleset_add_chain(&rs, "input", DP_CHAIN_FILTER, DP_HOOK_INPUT, 0, NULL), -EEXIST);
+	assert_int_equal(dp_ruleset_add_chain(&rs, "post", DP_CHAIN_NAT, DP_HOOK_POSTROUTING, 100, &idx), 0);
+	assert_int_equal(idx, 4);
+	assert_int_equal(dp_ruleset_find_chain(&rs, "nope", &idx), -ENOENT);
+	for (int i = 0; i < DP_RULE_MAX_ACTIONS; i++)
+		assert_int_equal(dp_rule_add_action(&r, &a), 0);
+	assert_int_equal(dp_rule_add_action(&r, &a), -E2BIG);
+	assert_int_equal(dp_ruleset_add_rule(&rs, &r), 0);
+	dp_ruleset_free(&rs);
+	dp_ruleset_free(NULL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_transaction_shape),
+		cmocka_unit_test(test_base_chains),
+		cmocka_unit_test(test_queue_compat),
+		cmocka_unit_test(test_queue_native),
+		cmocka_unit_test(test_matches_and_actions),
+		cmocka_unit_test(test_small_batch),
+		cmocka_unit_test(test_ruleset_limits),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
