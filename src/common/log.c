@@ -64,6 +64,8 @@ void log_emit(int prio, const char *source, const char *text)
 
 	if (log_journal)
 		fprintf(stderr, "<%d>%s: %s\n", prio, source, text);
+	else if (strcmp(source, log_ident) == 0)
+		fprintf(stderr, "%s[%s]: %s\n", log_ident, prio_name(prio), text);
 	else
 		fprintf(stderr, "%s[%s] %s: %s\n", log_ident, prio_name(prio), source, text);
 }

@@ -1,7 +1,317 @@
-#include "log.h"
+/* netextd: the only privileged process of netext. Start-up, the event loop, signals and
+ * shutdown. The event loop is sd-event (libsystemd): it gives timers, signals, and child
+ * processes watched through pidfds in one loop, and the daemon runs under systemd anyway
+ * (Type=notify, journald); see docs/architecture.md for the comparison with libuv/libev.
+ *
+ * Trust: runs as root. Trusts its command line and configuration file (root-owned), and
+ * nothing else: extensions and control clients are handled by ext.c and control.c. */
+#include <errno.h>
+#include <getopt.h>
+#include <grp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
 
-int main(void)
+#include <systemd/sd-daemon.h>
+
+#include <netext/netext.h>
+
+#include "cgroup.h"
+#include "daemon.h"
+#include "dp_nft.h"
+#include "log.h"
+#include "store.h"
+#include "util.h"
+
+#define NETEXT_TABLE "netext"
+
+static void usage(FILE *f)
 {
-	log_init("netextd", 0);
+	fprintf(f,
+		"usage: netextd [options]\n"
+		"  --state-dir DIR   state (SQLite database), default /var/lib/netext\n"
+		"  --run-dir DIR     control socket, default /run/netext\n"
+		"  --config FILE     configuration file (see netextd(8))\n"
+		"  --cgroup PATH     cgroup for extensions, relative to the cgroup2 mount\n"
+		"                    (default: below netextd's own cgroup)\n"
+		"  --developer       allow registering unsigned extensions by path\n"
+		"  --no-datapath     do not create the nftables table (control-plane only)\n"
+		"  -v, --verbose     debug logging\n"
+		"  --version         print the version\n"
+		"  -h, --help        this help\n");
+}
+
+enum { OPT_STATE = 256, OPT_RUN, OPT_CONFIG, OPT_CGROUP, OPT_DEV, OPT_NODP, OPT_VERSION };
+
+static const struct option long_opts[] = {
+	{ "state-dir", required_argument, NULL, OPT_STATE },
+	{ "run-dir", required_argument, NULL, OPT_RUN },
+	{ "config", required_argument, NULL, OPT_CONFIG },
+	{ "cgroup", required_argument, NULL, OPT_CGROUP },
+	{ "developer", no_argument, NULL, OPT_DEV },
+	{ "no-datapath", no_argument, NULL, OPT_NODP },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "version", no_argument, NULL, OPT_VERSION },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+/* The configuration file is read first; command-line options override it. */
+static int parse_args(int argc, char **argv, struct daemon_options *o)
+{
+	int c, i;
+
+	for (i = 1; i < argc; i++)
+		if (!strcmp(argv[i], "--config") && i + 1 < argc) {
+			if (daemon_options_load(o, argv[i + 1]) < 0)
+				return -EINVAL;
+			ne_strscpy(o->config_path, argv[i + 1], sizeof(o->config_path));
+		}
+	while ((c = getopt_long(argc, argv, "vh", long_opts, NULL)) != -1) {
+		switch (c) {
+		case OPT_STATE: ne_strscpy(o->state_dir, optarg, sizeof(o->state_dir)); break;
+		case OPT_RUN: ne_strscpy(o->run_dir, optarg, sizeof(o->run_dir)); break;
+		case OPT_CONFIG: break;
+		case OPT_CGROUP: ne_strscpy(o->cgroup, optarg, sizeof(o->cgroup)); break;
+		case OPT_DEV: o->developer = true; break;
+		case OPT_NODP: o->no_datapath = true; break;
+		case 'v': o->verbose++; break;
+		case OPT_VERSION: printf("netextd %s\n", NE_VERSION_STRING); exit(0);
+		case 'h': usage(stdout); exit(0);
+		default: usage(stderr); return -EINVAL;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "netextd: unexpected argument '%s'\n", argv[optind]);
+		return -EINVAL;
+	}
 	return 0;
+}
+
+/* Abstract Unix socket names live in the network namespace, so holding this one proves no
+ * other netextd manages this namespace's table; a table found at start-up is then stale. */
+static int take_netns_lock(void)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	static const char name[] = "netextd/netns-lock";
+	int fd;
+
+	memcpy(sa.sun_path + 1, name, sizeof(name) - 1);
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return ne_negerrno();
+	if (bind(fd, (struct sockaddr *)&sa, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + sizeof(name))) < 0) {
+		int r = ne_negerrno();
+
+		close(fd);
+		return r;
+	}
+	return fd; /* held until exit */
+}
+
+static int setup_datapath(struct daemon *d)
+{
+	struct dp_ruleset rs;
+	bool stale = false;
+	int r;
+
+	r = dp_nft_open(&d->nft);
+	if (r < 0)
+		return r;
+	r = dp_nft_probe_queue(d->nft, (enum dp_queue_backend *)&d->queue_backend);
+	if (r < 0)
+		return r;
+	if (dp_nft_table_exists(d->nft, NETEXT_TABLE, &stale) == 0 && stale)
+		log_warnx("removing stale table inet %s left by an instance that did not stop cleanly",
+			  NETEXT_TABLE);
+	dp_ruleset_init_base(&rs, NETEXT_TABLE);
+	r = dp_nft_apply(d->nft, &rs);
+	dp_ruleset_free(&rs);
+	if (r < 0)
+		return r;
+	log_info("datapath: table inet %s ready", NETEXT_TABLE);
+	return 0;
+}
+
+static void teardown_datapath(struct daemon *d)
+{
+	if (!d->nft)
+		return;
+	if (dp_nft_table_delete(d->nft, NETEXT_TABLE) < 0)
+		log_warnx("could not remove table inet %s", NETEXT_TABLE);
+	dp_nft_close(d->nft);
+	d->nft = NULL;
+}
+
+static int setup_cgroup(struct daemon *d)
+{
+	char self[PATH_MAX];
+	const char *base;
+	int r;
+
+	r = cgroup_find_mount(d->cgroup_mount, sizeof(d->cgroup_mount));
+	if (r < 0) {
+		log_warnx("no cgroup v2 mount: extensions run without a cgroup of their own");
+		d->cgroup_mount[0] = '\0';
+		return 0;
+	}
+	if (d->opt.cgroup[0]) {
+		base = d->opt.cgroup;
+	} else {
+		r = cgroup_self_path(self, sizeof(self));
+		if (r < 0)
+			return r;
+		snprintf(self + strlen(self), sizeof(self) - strlen(self), "%snetext",
+			 self[strlen(self) - 1] == '/' ? "" : "/");
+		base = self;
+	}
+	while (*base == '/')
+		base++;
+	ne_strscpy(d->cgroup_base, base, sizeof(d->cgroup_base));
+	cgroup_remove(d->cgroup_mount, d->cgroup_base); /* leftovers of a killed instance */
+	r = cgroup_create(d->cgroup_mount, d->cgroup_base);
+	if (r < 0)
+		return r;
+	log_info("cgroup: extensions run below %s/%s", d->cgroup_mount, d->cgroup_base);
+	return 0;
+}
+
+static gid_t lookup_group(const char *name)
+{
+	struct group *g = getgrnam(name);
+
+	return g ? g->gr_gid : (gid_t)-1;
+}
+
+void daemon_maybe_exit(struct daemon *d)
+{
+	if (d->shutting_down && ext_all_exited(d))
+		sd_event_exit(d->event, 0);
+}
+
+static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
+{
+	struct daemon *d = userdata;
+
+	if (si->ssi_signo == SIGHUP) {
+		log_info("SIGHUP: nothing to reload; configurations are changed through netextctl");
+		return 0;
+	}
+	if (d->shutting_down) {
+		log_warnx("second %s: not waiting for extensions any longer", strsignal((int)si->ssi_signo));
+		sd_event_exit(d->event, 0);
+		return 0;
+	}
+	log_info("%s: stopping extensions", strsignal((int)si->ssi_signo));
+	d->shutting_down = true;
+	sd_notify(0, "STOPPING=1");
+	ext_shutdown_all(d);
+	daemon_maybe_exit(d);
+	(void)s;
+	return 0;
+}
+
+static int setup_loop(struct daemon *d)
+{
+	static const int sigs[] = { SIGTERM, SIGINT, SIGHUP };
+	sigset_t mask;
+	size_t i;
+	int r;
+
+	sigemptyset(&mask);
+	for (i = 0; i < NE_ARRAY_SIZE(sigs); i++)
+		sigaddset(&mask, sigs[i]);
+	sigaddset(&mask, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	r = sd_event_default(&d->event);
+	if (r < 0)
+		return r;
+	for (i = 0; i < NE_ARRAY_SIZE(sigs); i++) {
+		r = sd_event_add_signal(d->event, NULL, sigs[i], on_signal, d);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* Kills whatever is left (second signal, or an extension that ignored SIGKILL's delivery
+ * to its pidfd) so no extension outlives the daemon. */
+static void final_cleanup(struct daemon *d)
+{
+	control_close(d->control);
+	d->control = NULL;
+	if (d->cgroup_mount[0] && d->cgroup_base[0])
+		cgroup_remove(d->cgroup_mount, d->cgroup_base);
+	teardown_datapath(d);
+	store_close(d->store);
+	d->store = NULL;
+}
+
+static int run(struct daemon *d)
+{
+	int r, lock = -1;
+
+	if (mkdir(d->opt.run_dir, 0755) < 0 && errno != EEXIST)
+		fatal("cannot create run dir %s", d->opt.run_dir);
+	r = setup_loop(d);
+	if (r < 0)
+		fatalx("cannot set up the event loop: %s", strerror(-r));
+	if (!d->opt.no_datapath) {
+		lock = take_netns_lock();
+		if (lock < 0)
+			fatalx("another netextd manages this network namespace (%s)", strerror(-lock));
+	}
+	r = store_open(d->opt.state_dir, &d->store);
+	if (r < 0)
+		fatalx("cannot open the state in %s: %s", d->opt.state_dir, strerror(-r));
+	d->admin_gid = lookup_group(d->opt.admin_group);
+	r = setup_cgroup(d);
+	if (r < 0)
+		goto fail;
+	if (!d->opt.no_datapath) {
+		r = setup_datapath(d);
+		if (r < 0) {
+			log_warnx("datapath: cannot set up nftables: %s", strerror(-r));
+			goto fail;
+		}
+	}
+	r = control_open(d, &d->control);
+	if (r < 0)
+		goto fail;
+	ext_load_all(d);
+	d->started_usec = ne_now_usec();
+	sd_notifyf(0, "READY=1\nSTATUS=running; control socket %s/netextd.sock", d->opt.run_dir);
+	log_info("netextd %s ready (state %s, run %s%s)", NE_VERSION_STRING, d->opt.state_dir,
+		 d->opt.run_dir, d->opt.developer ? ", developer mode" : "");
+	r = sd_event_loop(d->event);
+	if (!ext_all_exited(d))
+		log_warnx("exiting with extensions still alive; their cgroup is killed");
+fail:
+	final_cleanup(d);
+	if (lock >= 0)
+		close(lock);
+	log_info("netextd stopped");
+	return r < 0 ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+	static struct daemon d;
+
+	log_init("netextd", 0);
+	daemon_options_defaults(&d.opt);
+	if (parse_args(argc, argv, &d.opt) < 0)
+		return 2;
+	log_set_verbose(d.opt.verbose);
+	if (geteuid() != 0)
+		fatalx("netextd must run as root: it manages nftables and starts extensions as other users");
+	ne_list_init(&d.exts);
+	d.started_usec = ne_now_usec();
+	return run(&d);
 }
