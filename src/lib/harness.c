@@ -320,7 +320,12 @@ static int handshake(ne_harness *h)
 	r = harness_wait(h, &w);
 	if (r < 0)
 		return r;
-	return send_frame(h, ne_msg_welcome_encode(&b, &m));
+	r = send_frame(h, ne_msg_welcome_encode(&b, &m));
+	if (r < 0)
+		return r;
+	/* Lets the extension take the WELCOME now, so its identifier is set on return. */
+	r = ne_extension_dispatch(h->ext);
+	return r == 1 ? -ECONNRESET : NE_MIN(r, 0);
 }
 
 /* Connects ext to the new harness. On failure after the connection was made, ext is left
