@@ -30,7 +30,9 @@
 #define SEND_TIMEOUT_MS 5000
 #define LOG_MAX 1024
 #define LIBRARY_NAME "libnetext " NE_VERSION_STRING
-#define OPS_MIN_SIZE (offsetof(struct ne_provider_ops, app_message) + sizeof(void *))
+/* The first table ever published: later headers may only append, so this stays fixed. */
+#define OPS_MIN_SIZE \
+	(offsetof(struct ne_provider_ops, app_message) + sizeof(((struct ne_provider_ops *)0)->app_message))
 
 struct registration {
 	bool used;
