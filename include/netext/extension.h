@@ -66,7 +66,9 @@ NE_EXPORT int ne_extension_register(ne_extension *ext, ne_provider_type type,
 /* Connects to netextd over the channel it passed at fd 3 (or $NETEXT_FD), and sends the
  * handshake. -ENOTCONN when the process was not started by netextd. */
 NE_EXPORT int ne_extension_connect(ne_extension *ext);
-/* Uses fd as the channel instead (tests, the harness). The extension takes ownership. */
+/* Uses fd as the channel instead (tests, the harness). On success the extension takes
+ * ownership of fd; on failure the caller keeps it. -ENOTCONN unless fd is an AF_UNIX
+ * SOCK_SEQPACKET socket. */
 NE_EXPORT int ne_extension_connect_fd(ne_extension *ext, int fd);
 
 /* The channel's fd, to poll for reading; negative before connect. */

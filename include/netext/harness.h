@@ -28,6 +28,11 @@ typedef struct ne_harness ne_harness;
 NE_EXPORT int ne_harness_new(ne_extension *ext, ne_harness **ret_harness);
 NE_EXPORT void ne_harness_free(ne_harness *harness);
 NE_EXPORT void ne_harness_set_timeout(ne_harness *harness, int timeout_ms);
+/* Called on every turn of the harness's wait loop (every few milliseconds while a call
+ * waits), after the extension's dispatch: the place to run work a provider defers to its
+ * own event loop, such as a timer that completes a start later. NULL removes it. */
+NE_EXPORT void ne_harness_set_idle(ne_harness *harness, void (*idle)(void *userdata),
+				   void *userdata);
 
 /* Starts a provider for configuration `config`. options is a NULL-terminated array of
  * "key", "value" strings (NULL ok). *ret_error gets the provider's completion error. */

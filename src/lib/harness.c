@@ -1,0 +1,526 @@
+/* libnetext test harness: plays netextd for one extension inside the test process.
+ *
+ * Trust: the extension under test is the code being tested, so every frame it sends is
+ * checked the way netextd checks it (role, header, exact decode with the shared decoders,
+ * a reply only to a request that was made) and a failure fails the harness call instead
+ * of being papered over. The harness only sends requests; it answers nothing. */
+#include <errno.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <netext/harness.h>
+
+#include "lib-internal.h"
+#include "util.h"
+
+#define DEFAULT_TIMEOUT_MS 5000
+#define TURN_MS 10
+#define HEARTBEAT_MS 10000
+#define IDENTIFIER "harness"
+
+struct hconfig {
+	char *name;
+	uint32_t handle;
+	bool live;
+};
+
+/* The reply a call waits for, filled in by the frame handlers. */
+struct want {
+	uint16_t type;
+	uint64_t id;
+	int32_t error;
+	void *buf;     /* APP_REPLY data goes here */
+	size_t cap, len;
+	bool too_long;
+};
+
+struct ne_harness {
+	ne_extension *ext;
+	int fd;
+	int timeout_ms;
+	bool hello_seen;
+	uint64_t next_id;
+	uint32_t next_handle;
+	void (*idle)(void *userdata);
+	void *idle_userdata;
+	struct hconfig *configs;
+	size_t n_configs;
+	char **logs;
+	size_t n_logs;
+	uint8_t rbuf[NE_WIRE_MAX];
+	uint8_t wbuf[NE_WIRE_MAX];
+};
+
+static struct ne_wbuf hwbuf(ne_harness *h)
+{
+	struct ne_wbuf b = { h->wbuf, 0, sizeof(h->wbuf), 0 };
+
+	return b;
+}
+
+static struct ne_view view(const char *s)
+{
+	struct ne_view v = { s, strlen(s) };
+
+	return v;
+}
+
+/* --- frames from the extension ------------------------------------------------------ */
+
+/* 1 when (type, id) is the awaited reply, 0 for a late reply to a request the harness
+ * gave up on, -EPROTO for a reply to a request never made. */
+static int match_reply(const ne_harness *h, const struct want *w, uint16_t type, uint64_t id)
+{
+	if (w && w->type == type && w->id == id)
+		return 1;
+	if (id != 0 && id < h->next_id && !(w && w->id == id))
+		return 0;
+	return -EPROTO;
+}
+
+static int on_hello(ne_harness *h, const uint8_t *p, size_t len, const struct want *w)
+{
+	struct ne_msg_hello m;
+	uint16_t i;
+
+	if (h->hello_seen || ne_msg_hello_decode(p, len, &m) < 0)
+		return -EPROTO;
+	if (m.min_version > NE_WIRE_VERSION || m.max_version < NE_WIRE_VERSION)
+		return -EPROTO;
+	for (i = 0; i < m.n_providers; i++)
+		if (m.providers[i] == 0 || m.providers[i] > NE_PROVIDER_TYPE_MAX)
+			return -EPROTO;
+	h->hello_seen = true;
+	return w && w->type == NE_MSG_HELLO ? 1 : 0;
+}
+
+static int on_log(ne_harness *h, const uint8_t *p, size_t len)
+{
+	struct ne_msg_log m;
+	char **logs, *line;
+
+	if (ne_msg_log_decode(p, len, &m) < 0)
+		return -EBADMSG;
+	line = strndup(m.text.p, m.text.len);
+	logs = line ? realloc(h->logs, (h->n_logs + 1) * sizeof(*logs)) : NULL;
+	if (!logs) {
+		free(line);
+		return -ENOMEM;
+	}
+	logs[h->n_logs++] = line;
+	h->logs = logs;
+	return 0;
+}
+
+static int on_result(ne_harness *h, const struct ne_msg_hdr *hd, const uint8_t *p, size_t len,
+		     struct want *w)
+{
+	struct ne_msg_result m;
+	int r;
+
+	if (ne_msg_result_decode(p, len, &m) < 0)
+		return -EBADMSG;
+	r = match_reply(h, w, hd->type, hd->id);
+	if (r == 1)
+		w->error = m.error;
+	return r;
+}
+
+static int on_empty(ne_harness *h, const struct ne_msg_hdr *hd, const uint8_t *p, size_t len,
+		    struct want *w)
+{
+	if (ne_msg_empty_decode(p, len) < 0)
+		return -EBADMSG;
+	return match_reply(h, w, hd->type, hd->id);
+}
+
+static int on_app_reply(ne_harness *h, const struct ne_msg_hdr *hd, const uint8_t *p,
+			size_t len, struct want *w)
+{
+	struct ne_msg_app_reply m;
+	int r;
+
+	if (ne_msg_app_reply_decode(p, len, &m) < 0)
+		return -EBADMSG;
+	r = match_reply(h, w, hd->type, hd->id);
+	if (r != 1)
+		return r;
+	w->error = m.error;
+	w->len = m.data.len;
+	w->too_long = m.data.len > w->cap;
+	if (!w->too_long && m.data.len)
+		memcpy(w->buf, m.data.p, m.data.len);
+	return 1;
+}
+
+/* Checks and handles one frame: 1 when it is the awaited reply, 0, or a fault. */
+static int handle_frame(ne_harness *h, size_t n, struct want *w)
+{
+	const uint8_t *p = h->rbuf + NE_WIRE_HDR_LEN;
+	size_t len = n - NE_WIRE_HDR_LEN;
+	struct ne_msg_hdr hd;
+	int r;
+
+	r = ne_msg_hdr_decode(h->rbuf, n, &hd);
+	if (r < 0)
+		return r;
+	if (!ne_msg_from_extension(hd.type))
+		return -EPROTO;
+	if (hd.type == NE_MSG_HELLO)
+		return hd.id == 0 ? on_hello(h, p, len, w) : -EBADMSG;
+	if (!h->hello_seen)
+		return -EPROTO;
+	switch (hd.type) {
+	case NE_MSG_LOG:
+		return hd.id == 0 ? on_log(h, p, len) : -EBADMSG;
+	case NE_MSG_START_DONE:
+		return on_result(h, &hd, p, len, w);
+	case NE_MSG_APP_REPLY:
+		return on_app_reply(h, &hd, p, len, w);
+	default: /* PONG, STOP_DONE */
+		return on_empty(h, &hd, p, len, w);
+	}
+}
+
+/* Reads what is ready: 1 once the awaited reply came, 0 when nothing more is ready. */
+static int read_frames(ne_harness *h, struct want *w)
+{
+	int n, r;
+
+	for (;;) {
+		n = ne_wire_recv(h->fd, h->rbuf, sizeof(h->rbuf), NULL, NULL);
+		if (n == -EAGAIN)
+			return 0;
+		if (n == -EINTR)
+			continue;
+		if (n == 0)
+			return -ECONNRESET;
+		if (n < 0)
+			return n == -EMSGSIZE ? -EBADMSG : n;
+		r = handle_frame(h, (size_t)n, w);
+		if (r != 0)
+			return r;
+	}
+}
+
+static void wait_turn(const ne_harness *h, int ms)
+{
+	struct pollfd p[2] = {
+		{ .fd = ne_extension_fd(h->ext), .events = POLLIN },
+		{ .fd = h->fd, .events = POLLIN },
+	};
+
+	(void)poll(p, 2, ms); /* EINTR or not: the caller loops */
+}
+
+/* One turn: the extension dispatches, the author's idle work runs, the harness reads. */
+static int turn(ne_harness *h, struct want *w)
+{
+	int r = ne_extension_dispatch(h->ext);
+
+	if (r < 0)
+		return r;
+	if (r == 1)
+		return -ECONNRESET;
+	if (h->idle)
+		h->idle(h->idle_userdata);
+	return read_frames(h, w);
+}
+
+static int harness_wait(ne_harness *h, struct want *w)
+{
+	unsigned long long deadline = ne_now_usec() + (unsigned long long)h->timeout_ms * 1000ULL;
+	int r, ms;
+
+	for (;;) {
+		r = turn(h, w);
+		if (r != 0)
+			return r < 0 ? r : 0;
+		ms = nelib_ms_left(deadline, TURN_MS);
+		if (ms == 0)
+			return -ETIMEDOUT;
+		wait_turn(h, ms);
+	}
+}
+
+/* Sends the frame in h->wbuf. The extension is drained while its queue is full. */
+static int send_frame(ne_harness *h, int len)
+{
+	unsigned long long deadline = ne_now_usec() + (unsigned long long)h->timeout_ms * 1000ULL;
+	int r;
+
+	if (len < 0)
+		return len;
+	for (;;) {
+		r = ne_wire_send(h->fd, h->wbuf, (size_t)len, NULL, 0);
+		if (r >= 0)
+			return 0;
+		if (r != -EAGAIN && r != -EINTR)
+			return r;
+		r = turn(h, NULL);
+		if (r < 0)
+			return r;
+		if (nelib_ms_left(deadline, TURN_MS) == 0)
+			return -ETIMEDOUT;
+		wait_turn(h, TURN_MS);
+	}
+}
+
+/* --- configurations -------------------------------------------------------------------- */
+
+static struct hconfig *config_find(const ne_harness *h, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < h->n_configs; i++)
+		if (strcmp(h->configs[i].name, name) == 0)
+			return &h->configs[i];
+	return NULL;
+}
+
+/* Handles are assigned once per configuration name and kept across restarts. */
+static int config_get(ne_harness *h, const char *name, struct hconfig **ret)
+{
+	struct hconfig *c = config_find(h, name), *v;
+	char *copy;
+
+	if (c) {
+		*ret = c;
+		return 0;
+	}
+	copy = strdup(name);
+	v = copy ? realloc(h->configs, (h->n_configs + 1) * sizeof(*v)) : NULL;
+	if (!v) {
+		free(copy);
+		return -ENOMEM;
+	}
+	h->configs = v;
+	c = &v[h->n_configs++];
+	c->name = copy;
+	c->handle = h->next_handle++;
+	c->live = false;
+	*ret = c;
+	return 0;
+}
+
+/* --- public API ------------------------------------------------------------------------ */
+
+static int handshake(ne_harness *h)
+{
+	struct ne_msg_welcome m = { NE_WIRE_VERSION, { IDENTIFIER, strlen(IDENTIFIER) },
+				    HEARTBEAT_MS };
+	struct want w = { .type = NE_MSG_HELLO };
+	struct ne_wbuf b = hwbuf(h);
+	int r;
+
+	r = harness_wait(h, &w);
+	if (r < 0)
+		return r;
+	r = send_frame(h, ne_msg_welcome_encode(&b, &m));
+	if (r < 0)
+		return r;
+	/* Lets the extension take the WELCOME now, so its identifier is set on return. */
+	r = ne_extension_dispatch(h->ext);
+	return r == 1 ? -ECONNRESET : NE_MIN(r, 0);
+}
+
+/* Connects ext to the new harness. On failure after the connection was made, ext is left
+ * connected to a closed channel and should be freed. */
+int ne_harness_new(ne_extension *ext, ne_harness **ret_harness)
+{
+	ne_harness *h;
+	int sv[2], r;
+
+	if (!ext || !ret_harness)
+		return -EINVAL;
+	h = calloc(1, sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	h->ext = ext;
+	h->fd = -1;
+	h->timeout_ms = DEFAULT_TIMEOUT_MS;
+	h->next_id = 1;
+	h->next_handle = 1;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) < 0) {
+		r = ne_negerrno();
+		goto fail;
+	}
+	r = ne_extension_connect_fd(ext, sv[0]);
+	if (r < 0) {
+		close(sv[0]);
+		close(sv[1]);
+		goto fail;
+	}
+	h->fd = sv[1];
+	r = handshake(h);
+	if (r < 0)
+		goto fail;
+	*ret_harness = h;
+	return 0;
+fail:
+	ne_harness_free(h);
+	return r;
+}
+
+void ne_harness_free(ne_harness *harness)
+{
+	size_t i;
+
+	if (!harness)
+		return;
+	if (harness->fd >= 0)
+		close(harness->fd);
+	for (i = 0; i < harness->n_configs; i++)
+		free(harness->configs[i].name);
+	for (i = 0; i < harness->n_logs; i++)
+		free(harness->logs[i]);
+	free(harness->configs);
+	free(harness->logs);
+	free(harness);
+}
+
+void ne_harness_set_timeout(ne_harness *harness, int timeout_ms)
+{
+	if (harness)
+		harness->timeout_ms = timeout_ms > 0 ? timeout_ms : DEFAULT_TIMEOUT_MS;
+}
+
+void ne_harness_set_idle(ne_harness *harness, void (*idle)(void *userdata), void *userdata)
+{
+	if (!harness)
+		return;
+	harness->idle = idle;
+	harness->idle_userdata = userdata;
+}
+
+static int fill_options(struct ne_msg_start *m, const char *const *options)
+{
+	uint16_t n = 0;
+
+	for (; options && options[0]; options += 2) {
+		if (!options[1])
+			return -EINVAL;
+		if (n == NE_WIRE_OPTIONS_MAX)
+			return -E2BIG;
+		m->keys[n] = view(options[0]);
+		m->values[n] = view(options[1]);
+		n++;
+	}
+	m->n_options = n;
+	return 0;
+}
+
+/* -EALREADY when the configuration's provider is running already. A call that timed out
+ * leaves the provider counted as running, since the extension may still complete it. */
+int ne_harness_start(ne_harness *harness, const char *config, ne_provider_type type,
+		     const char *const *options, int *ret_error)
+{
+	struct ne_msg_start m = { .type = (uint16_t)type };
+	struct want w = { .type = NE_MSG_START_DONE };
+	struct hconfig *c;
+	struct ne_wbuf b;
+	int r;
+
+	if (!harness || !config || !ret_error)
+		return -EINVAL;
+	r = fill_options(&m, options);
+	if (r < 0)
+		return r;
+	r = config_get(harness, config, &c);
+	if (r < 0)
+		return r;
+	if (c->live)
+		return -EALREADY;
+	m.provider = c->handle;
+	m.config = view(c->name);
+	w.id = harness->next_id++;
+	b = hwbuf(harness);
+	r = send_frame(harness, ne_msg_start_encode(&b, w.id, &m));
+	if (r < 0)
+		return r;
+	r = harness_wait(harness, &w);
+	c->live = r == -ETIMEDOUT || (r == 0 && w.error == 0);
+	if (r < 0)
+		return r;
+	*ret_error = w.error;
+	return 0;
+}
+
+static int request(ne_harness *h, const char *config, struct hconfig **ret_c)
+{
+	if (!h || !config)
+		return -EINVAL;
+	*ret_c = config_find(h, config);
+	return *ret_c ? 0 : -ENOENT;
+}
+
+int ne_harness_stop(ne_harness *harness, const char *config, ne_stop_reason reason)
+{
+	struct want w = { .type = NE_MSG_STOP_DONE };
+	struct ne_msg_stop m;
+	struct hconfig *c;
+	struct ne_wbuf b;
+	int r;
+
+	r = request(harness, config, &c);
+	if (r < 0)
+		return r;
+	m.provider = c->handle;
+	m.reason = (uint32_t)reason;
+	w.id = harness->next_id++;
+	b = hwbuf(harness);
+	r = send_frame(harness, ne_msg_stop_encode(&b, w.id, &m));
+	if (r < 0)
+		return r;
+	r = harness_wait(harness, &w);
+	if (r == 0)
+		c->live = false;
+	return r;
+}
+
+/* -EMSGSIZE when the reply is longer than cap (nothing is returned then). */
+int ne_harness_message(ne_harness *harness, const char *config, const void *data, size_t len,
+		       int *ret_error, void *reply, size_t cap, size_t *ret_len)
+{
+	struct want w = { .type = NE_MSG_APP_REPLY, .buf = reply, .cap = reply ? cap : 0 };
+	struct ne_msg_app_message m;
+	struct hconfig *c;
+	struct ne_wbuf b;
+	int r;
+
+	if (!ret_error || (len && !data))
+		return -EINVAL;
+	if (len > NE_MESSAGE_MAX)
+		return -EMSGSIZE;
+	r = request(harness, config, &c);
+	if (r < 0)
+		return r;
+	m.provider = c->handle;
+	m.data.p = data ? data : "";
+	m.data.len = len;
+	w.id = harness->next_id++;
+	b = hwbuf(harness);
+	r = send_frame(harness, ne_msg_app_message_encode(&b, w.id, &m));
+	if (r < 0)
+		return r;
+	r = harness_wait(harness, &w);
+	if (r < 0)
+		return r;
+	if (w.too_long)
+		return -EMSGSIZE;
+	*ret_error = w.error;
+	if (ret_len)
+		*ret_len = w.len;
+	return 0;
+}
+
+const char *ne_harness_log_line(const ne_harness *harness, size_t i)
+{
+	if (!harness || i >= harness->n_logs)
+		return NULL;
+	return harness->logs[i];
+}
