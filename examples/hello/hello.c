@@ -128,13 +128,16 @@ static void read_capeff(char *buf, size_t size)
 		fclose(f);
 }
 
-/* The first line of /proc/self/cgroup ("0::/path" on cgroup v2), or "?". */
+/* The cgroup v2 line of /proc/self/cgroup ("0::/path"), or "?". On hybrid hosts the v1
+ * hierarchies come first, so look for the unified one. */
 static void read_cgroup(char *buf, size_t size)
 {
 	FILE *f = fopen("/proc/self/cgroup", "re");
 
-	if (!f || !fgets(buf, (int)size, f))
-		snprintf(buf, size, "?");
+	snprintf(buf, size, "?");
+	while (f && fgets(buf, (int)size, f))
+		if (strncmp(buf, "0::", 3) == 0)
+			break;
 	buf[strcspn(buf, "\n")] = '\0';
 	if (f)
 		fclose(f);

@@ -34,7 +34,8 @@
 #include "wire.h"
 
 #define EXT_READ_BUDGET 64          /* frames handled per wake-up before yielding */
-#define EXT_BACKOFF_MIN_MS 100
+#define EXT_BACKOFF_MIN_MS 100     /* after the first restart, which is immediate */
+#define EXT_EOF_GRACE_MS 1000
 #define EXT_BACKOFF_MAX_MS 30000
 #define EXT_STABLE_USEC (30ULL * 1000000ULL) /* running this long resets the back-off */
 #define EXT_LOG_BURST 200           /* log lines an extension may send at once ... */
@@ -109,7 +110,8 @@ struct ext {
 	unsigned restarts, backoff_ms, n_crashes;
 	uint64_t crash_usec[64];
 	unsigned faults;
-	char last_exit[256];
+	char last_exit[256];      /* why the previous process ended, shown by list */
+	char reason[256];         /* why the daemon ended the current one, if it did */
 	/* log rate limit: a token bucket */
 	double log_tokens;
 	uint64_t log_refill_usec;
@@ -124,6 +126,7 @@ static uint8_t ext_wbuf[NE_WIRE_MAX];
 static void ext_spawn(struct ext *e);
 static void ext_fault(struct ext *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void ext_start_enabled_configs(struct ext *e);
+static void ext_arm_timer(struct ext *e, unsigned ms);
 
 const char *ext_identifier(const struct ext *e)
 {
@@ -621,7 +624,12 @@ static int ext_on_io(sd_event_source *s, int fd, uint32_t revents, void *userdat
 		if (n == -EAGAIN || n == -EINTR)
 			break;
 		if (n == 0) {
-			ext_fault(e, "closed its channel");
+			/* Usually the process is dying: wait for its exit status, which says why,
+			 * and kill it only if it lingers without a channel. */
+			sd_event_source_disable_unref(e->io_src);
+			e->io_src = NULL;
+			ne_closep(&e->fd);
+			ext_arm_timer(e, EXT_EOF_GRACE_MS);
 			break;
 		}
 		if (n == -EMSGSIZE) {
@@ -695,7 +703,7 @@ static void ext_fault(struct ext *e, const char *fmt, ...)
 		return;
 	e->faults++;
 	log_warnx("extension %s: protocol fault: %s; killing pid %d", e->id, msg, (int)e->pid);
-	snprintf(e->last_exit, sizeof(e->last_exit), "protocol fault: %s", msg);
+	snprintf(e->reason, sizeof(e->reason), "protocol fault: %s", msg);
 	/* Stop reading at once: nothing more from this process is trusted. */
 	sd_event_source_disable_unref(e->io_src);
 	e->io_src = NULL;
@@ -716,7 +724,7 @@ static int ext_on_ping(sd_event_source *s, uint64_t usec, void *userdata)
 		if (now - e->ping_sent_usec >= (uint64_t)e->d->opt.heartbeat_timeout_ms * 1000) {
 			log_warnx("extension %s: hung: no heartbeat answer in %u ms", e->id,
 				  e->d->opt.heartbeat_timeout_ms);
-			snprintf(e->last_exit, sizeof(e->last_exit), "hung: no heartbeat answer in %u ms",
+			snprintf(e->reason, sizeof(e->reason), "hung: no heartbeat answer in %u ms",
 				 e->d->opt.heartbeat_timeout_ms);
 			e->faults++;
 			ext_kill(e);
@@ -734,13 +742,20 @@ static int ext_on_timer(sd_event_source *s, uint64_t usec, void *userdata)
 {
 	struct ext *e = userdata;
 
+	if (e->fd < 0 && e->pid > 0 && e->state != EXT_STOPPING) {
+		log_warnx("extension %s: closed its channel but did not exit; killing it", e->id);
+		snprintf(e->reason, sizeof(e->reason), "closed its channel without exiting");
+		e->faults++;
+		ext_kill(e);
+		return 0;
+	}
 	switch (e->state) {
 	case EXT_BACKOFF:
 		ext_spawn(e);
 		break;
 	case EXT_STARTING:
 		log_warnx("extension %s: no handshake within %u ms", e->id, e->d->opt.start_timeout_ms);
-		snprintf(e->last_exit, sizeof(e->last_exit), "no handshake within %u ms",
+		snprintf(e->reason, sizeof(e->reason), "no handshake within %u ms",
 			 e->d->opt.start_timeout_ms);
 		ext_kill(e);
 		break;
@@ -829,6 +844,8 @@ static void ext_free(struct ext *e)
 
 static void ext_after_exit(struct ext *e, const char *status, bool expected)
 {
+	unsigned delay;
+
 	if (e->removing) {
 		log_info("extension %s: removed", e->id);
 		ext_free(e);
@@ -845,10 +862,16 @@ static void ext_after_exit(struct ext *e, const char *status, bool expected)
 			  e->id, status, e->d->opt.restart_max, e->d->opt.restart_window_s, e->id);
 		return;
 	}
+	/* The first crash after a stable run restarts at once; a crash loop backs off. */
+	delay = e->backoff_ms;
 	e->backoff_ms = e->backoff_ms ? NE_MIN(e->backoff_ms * 2, EXT_BACKOFF_MAX_MS) : EXT_BACKOFF_MIN_MS;
 	e->state = EXT_BACKOFF;
-	log_warnx("extension %s: %s; restarting in %u ms", e->id, status, e->backoff_ms);
-	ext_arm_timer(e, e->backoff_ms);
+	log_warnx("extension %s: %s; restarting in %u ms", e->id, status, delay);
+	if (delay == 0) {
+		ext_spawn(e);
+		return;
+	}
+	ext_arm_timer(e, delay);
 }
 
 static int ext_on_child(sd_event_source *s, const siginfo_t *si, void *userdata)
@@ -859,7 +882,9 @@ static int ext_on_child(sd_event_source *s, const siginfo_t *si, void *userdata)
 	bool expected = e->state == EXT_STOPPING || d->shutting_down;
 
 	describe_status(si, status, sizeof(status));
-	if (!e->last_exit[0] || expected)
+	if (e->reason[0] && !expected)
+		snprintf(e->last_exit, sizeof(e->last_exit), "%s (%s)", e->reason, status);
+	else
 		snprintf(e->last_exit, sizeof(e->last_exit), "%s", status);
 	if (expected)
 		log_info("extension %s: pid %d %s", e->id, (int)e->pid, status);
@@ -919,6 +944,26 @@ static int ext_setup_channel(struct ext *e, int fd, int errfd)
 	return sd_event_add_child_pidfd(d->event, &e->child_src, e->pidfd, WEXITED, ext_on_child, e);
 }
 
+/* Binaries are executed through an fd opened here, as root, so the extension's user needs
+ * no access to the path's directories. Scripts cannot be (their interpreter reopens the
+ * fd by path, and it is close-on-exec): they run by path, which that user must reach. */
+static int open_executable(const char *path, int *ret_fd)
+{
+	char magic[2] = { 0, 0 };
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return ne_negerrno();
+	if (read(fd, magic, sizeof(magic)) == 2 && magic[0] == '#' && magic[1] == '!') {
+		close(fd);
+		*ret_fd = -1;
+		return 0;
+	}
+	*ret_fd = fd;
+	return 0;
+}
+
 static int ext_do_spawn(struct ext *e, char *err, size_t errlen)
 {
 	struct daemon *d = e->d;
@@ -930,10 +975,10 @@ static int ext_do_spawn(struct ext *e, char *err, size_t errlen)
 	int r;
 
 	build_env(env, NE_ARRAY_SIZE(env), envstore, sizeof(envstore), e->id);
-	exec_fd = open(e->executable, O_PATH | O_CLOEXEC);
-	if (exec_fd < 0) {
-		snprintf(err, errlen, "cannot open %s: %s", e->executable, strerror(errno));
-		return ne_negerrno();
+	r = open_executable(e->executable, &exec_fd);
+	if (r < 0) {
+		snprintf(err, errlen, "cannot open %s: %s", e->executable, strerror(-r));
+		return r;
 	}
 	if (d->cgroup_mount[0]) {
 		cgroup_remove(d->cgroup_mount, e->cgroup);
@@ -988,13 +1033,12 @@ static void ext_spawn(struct ext *e)
 	int r;
 
 	e->state = EXT_STARTING;
-	e->last_exit[0] = '\0';
+	e->reason[0] = '\0';
 	e->started_usec = ne_now_usec();
 	e->ping_outstanding = false;
 	r = ext_do_spawn(e, err, sizeof(err));
 	if (r < 0) {
 		snprintf(e->last_exit, sizeof(e->last_exit), "cannot start: %s", err);
-		log_warnx("extension %s: cannot start: %s", e->id, err);
 		if (e->child_src) {
 			/* The process exists; its exit handler does the accounting. */
 			return;
@@ -1146,7 +1190,7 @@ int ext_restart(struct ext *e)
 		return 0;
 	}
 	/* Running: kill it; the exit path restarts it at once. */
-	snprintf(e->last_exit, sizeof(e->last_exit), "restarted by the administrator");
+	snprintf(e->reason, sizeof(e->reason), "restarted by the administrator");
 	e->backoff_ms = 0;
 	ext_kill(e);
 	return 0;
