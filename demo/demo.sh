@@ -9,7 +9,7 @@ build=${1:-build}
 top=$(cd "$(dirname "$0")/.." && pwd)
 netextd=$top/$build/src/daemon/netextd
 netextctl_bin=$top/$build/src/ctl/netextctl
-hello=$top/$build/examples/hello/netext-hello
+hello=$top/$build/examples/netext-hello
 
 [ "$(id -u)" -eq 0 ] || { echo "demo: run as root (it creates a network namespace)" >&2; exit 1; }
 for f in "$netextd" "$netextctl_bin" "$hello"; do
@@ -102,7 +102,7 @@ say "Stop the provider (its stop callback gets the reason)"
 netextctl stop demo
 netextctl logs -n 14
 
-say "Stop netextd: providers get 'daemon-shutdown'; the table and cgroup go away"
+say "Stop netextd: running providers would get 'daemon-shutdown'; the extension exits, the table and cgroup go away"
 echo "\$ kill -TERM $dpid"
 kill -TERM "$dpid"
 wait "$dpid" || true
