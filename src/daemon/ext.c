@@ -594,6 +594,10 @@ static void ext_handle_frame(struct ext *e, const uint8_t *frame, size_t len)
 	int r;
 
 	r = ne_msg_hdr_decode(frame, len, &h);
+	if (r == -EPROTO) {
+		ext_fault(e, "unknown message type %u", (unsigned)(frame[0] << 8 | frame[1]));
+		return;
+	}
 	if (r < 0) {
 		ext_fault(e, "malformed frame header (%zu bytes)", len);
 		return;
