@@ -798,8 +798,3 @@ void control_close(struct control *c)
 	unlink(c->path);
 	free(c);
 }
-
-size_t control_clients(const struct control *c)
-{
-	return c ? c->n_clients : 0;
-}

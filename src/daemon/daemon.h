@@ -78,7 +78,6 @@ void *ext_provider_json(struct daemon *d, const char *config);
 /* control.c */
 int control_open(struct daemon *d, struct control **ret);
 void control_close(struct control *c);
-size_t control_clients(const struct control *c);
 /* Answers a request that the handler left pending (result or error takes a json_t *). */
 void ctl_req_reply(struct ctl_req *req, void *result);
 void ctl_req_error(struct ctl_req *req, const char *code, const char *fmt, ...)

@@ -240,8 +240,8 @@ static int setup_loop(struct daemon *d)
 	return 0;
 }
 
-/* Kills whatever is left (second signal, or an extension that ignored SIGKILL's delivery
- * to its pidfd) so no extension outlives the daemon. */
+/* Removing the cgroups kills any extension still alive (after a second signal), so no
+ * extension outlives the daemon. */
 static void final_cleanup(struct daemon *d)
 {
 	control_close(d->control);
@@ -312,6 +312,5 @@ int main(int argc, char **argv)
 	if (geteuid() != 0)
 		fatalx("netextd must run as root: it manages nftables and starts extensions as other users");
 	ne_list_init(&d.exts);
-	d.started_usec = ne_now_usec();
 	return run(&d);
 }

@@ -4,13 +4,11 @@
 # answer typed errors, restart the faulty extension, and return to its fd count.
 set -uo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-. "$here/lib/netns.sh"
-ns_init
 . "$here/lib/daemon.sh"
 : "${NETEXT_BADEXT:?}" "${NETEXT_CTLFLOOD:?}"
 
-ns=$(ns_add host)
-daemon_start "$ns"
+daemon_test_start
+ns=$D_NS
 dpid=$(daemon_pid)
 # Warm up: sd-event creates its per-clock timerfd lazily with the first timer, so the
 # baseline is taken after one well-behaved extension has come and gone.

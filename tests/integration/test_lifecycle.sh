@@ -4,13 +4,11 @@
 # and a clean daemon exit that leaves no table, cgroup or process behind.
 set -uo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-. "$here/lib/netns.sh"
-ns_init
 . "$here/lib/daemon.sh"
 : "${NETEXT_HELLO:?}"
 
-ns=$(ns_add host)
-daemon_start "$ns"
+daemon_test_start
+ns=$D_NS
 
 ctl status | grep -q "table inet netext" || fail "status does not show the datapath table"
 nsenter --net=/run/netns/"$ns" nft list table inet netext >/dev/null \

@@ -2,13 +2,11 @@
 # Authorisation by SO_PEERCRED: anyone reads status; changes need root or the admin group.
 set -uo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-. "$here/lib/netns.sh"
-ns_init
 . "$here/lib/daemon.sh"
 : "${NETEXT_HELLO:?}"
 
-ns=$(ns_add host)
-daemon_start "$ns"
+daemon_test_start
+ns=$D_NS
 as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups env NETEXT_SOCKET="$D_SOCK" "$NETEXTCTL" "$@"; }
 
 as_nobody status >/dev/null || fail "status must be open to everyone"

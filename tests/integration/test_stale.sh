@@ -3,13 +3,11 @@
 # die with it (PR_SET_PDEATHSIG), and a second daemon in the same namespace is refused.
 set -uo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-. "$here/lib/netns.sh"
-ns_init
 . "$here/lib/daemon.sh"
 : "${NETEXT_HELLO:?}"
 
-ns=$(ns_add host)
-daemon_start "$ns"
+daemon_test_start
+ns=$D_NS
 ctl dev register com.example.hello "$NETEXT_HELLO" >/dev/null
 WAIT_TRIES=50 WAIT_DELAY=0.05 wait_for sh -c "NETEXT_SOCKET=$D_SOCK $NETEXTCTL list | grep -q running" || fail "extension not running"
 expid=$(ext_pid com.example.hello)

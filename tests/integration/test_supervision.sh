@@ -4,13 +4,11 @@
 # only proves the behaviour (no timing thresholds in tests).
 set -uo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-. "$here/lib/netns.sh"
-ns_init
 . "$here/lib/daemon.sh"
 : "${NETEXT_HELLO:?}"
 
-ns=$(ns_add host)
-daemon_start "$ns"
+daemon_test_start
+ns=$D_NS
 ctl dev register com.example.hello "$NETEXT_HELLO" >/dev/null || fail "register failed"
 ctl config add demo --extension com.example.hello --provider message --option allow-faults=1 >/dev/null
 ctl start demo >/dev/null || { cat "$D_LOG"; fail "start failed"; }

@@ -1,7 +1,8 @@
-# Runs a private netextd inside a test namespace. Source after tests/lib/netns.sh and
-# ns_init. Needs NETEXTD, NETEXTCTL (set by meson) and creates its state and run dirs
-# under a temp dir removed at exit.
+# Runs a private netextd inside a test namespace. Sourcing it sources netns.sh and runs
+# ns_init (so it exits 77 without root). Needs NETEXTD, NETEXTCTL (set by meson) and
+# creates its state and run dirs under a temp dir removed at exit.
 #
+#   daemon_test_start [options]               a fresh namespace (D_NS) with a daemon in it
 #   daemon_start NS [extra netextd options]   start; waits for the control socket
 #   ctl ARGS...                               netextctl against this daemon
 #   ctl_json ARGS...                          same with --json
@@ -10,6 +11,8 @@
 #   daemon_pid / ext_pid ID                   pids
 #   D_NS D_DIR D_SOCK D_LOG D_CGROUP          what the last daemon_start set
 
+. "$(dirname "${BASH_SOURCE[0]}")/netns.sh"
+ns_init
 : "${NETEXTD:?NETEXTD not set}" "${NETEXTCTL:?NETEXTCTL not set}"
 
 D_DIR=$(mktemp -d /tmp/netext-test.XXXXXX)
@@ -56,6 +59,12 @@ CONF
 	WAIT_TRIES=200 WAIT_DELAY=0.05 wait_for ctl status || { cat "$D_LOG"; fail "netextd did not start"; }
 }
 
+daemon_test_start() {
+	local ns
+	ns=$(ns_add host) || fail "cannot create a namespace"
+	daemon_start "$ns" "$@"
+}
+
 ctl() { NETEXT_SOCKET=$D_SOCK "$NETEXTCTL" "$@"; }
 ctl_json() { NETEXT_SOCKET=$D_SOCK "$NETEXTCTL" --json "$@"; }
 
@@ -78,9 +87,6 @@ daemon_pid() { echo "$D_PID"; }
 # The pid of extension ID as the daemon reports it (0 when not running).
 ext_pid() {
 	ctl_json list | jq_get ".extensions[] | select(.identifier == \"$1\") | .pid"
-}
-ext_state() {
-	ctl_json list | jq_get ".extensions[] | select(.identifier == \"$1\") | .state"
 }
 
 # A tiny JSON query: python3 ships with meson, which every build here has.
