@@ -7,6 +7,7 @@ BUILD_PKGS=(
   meson ninja-build pkg-config gcc clang libclang-rt-14-dev
   libsystemd-dev libmnl-dev libnftnl-dev libnetfilter-queue-dev
   libsqlite3-dev libseccomp-dev libjansson-dev libcmocka-dev
+  libsodium-dev libinih-dev
 )
 RUN_PKGS=(iproute2 nftables util-linux procps psmisc)
 TEST_PKGS=(curl netcat-openbsd)

@@ -1,0 +1,2 @@
+/* Managed policy (policy.h). Placeholder until the implementation lands. */
+#include "policy.h"

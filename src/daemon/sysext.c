@@ -1,0 +1,1 @@
+/* sysext.c placeholder */
