@@ -18,17 +18,11 @@
 
 #include <netext/netext.h>
 
-enum {
-	EXIT_OK = 0,
-	EXIT_FAILED = 1,      /* the daemon refused or the request failed */
-	EXIT_USAGE = 2,
-	EXIT_UNREACHABLE = 3, /* no daemon on the socket */
-	EXIT_DENIED = 4,      /* permission-denied or forbidden */
-	EXIT_NOT_FOUND = 5,
-};
+#include "ctl.h"
+
 
 static const char *sock_path = "/run/netext/netextd.sock";
-static bool opt_json;
+bool opt_json;
 
 static void usage(FILE *f)
 {

@@ -1,0 +1,22 @@
+/* netextctl's parts: netextctl.c (the daemon's commands) and bundle_cmds.c (keygen, sign,
+ * verify: local operations on bundle directories and key files, no daemon needed). */
+#pragma once
+
+#include <stdbool.h>
+
+enum {
+	EXIT_OK = 0,
+	EXIT_FAILED = 1,      /* the daemon refused or the request failed */
+	EXIT_USAGE = 2,
+	EXIT_UNREACHABLE = 3, /* no daemon on the socket */
+	EXIT_DENIED = 4,      /* permission-denied or forbidden */
+	EXIT_NOT_FOUND = 5,
+};
+
+extern bool opt_json;
+
+/* Each takes its words from the command name on (argv[0] = "keygen") and returns an exit
+ * code. Errors are printed to stderr as "netextctl: ..." with what to do about them. */
+int cmd_keygen(int argc, char **argv); /* keygen --team TEAM --output FILE [--force] */
+int cmd_sign(int argc, char **argv);   /* sign BUNDLE --key FILE */
+int cmd_verify(int argc, char **argv); /* verify BUNDLE [--key FILE.pub]... [--policy-dir DIR] */
