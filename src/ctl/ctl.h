@@ -19,4 +19,4 @@ extern bool opt_json;
  * code. Errors are printed to stderr as "netextctl: ..." with what to do about them. */
 int cmd_keygen(int argc, char **argv); /* keygen --team TEAM --output FILE [--force] */
 int cmd_sign(int argc, char **argv);   /* sign BUNDLE --key FILE */
-int cmd_verify(int argc, char **argv); /* verify BUNDLE [--key FILE.pub]... [--policy-dir DIR] */
+int cmd_verify(int argc, char **argv); /* verify BUNDLE [--key FILE.pub]... */
