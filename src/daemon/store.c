@@ -51,6 +51,33 @@ static const char *const store_migrations[] = {
 	"  key TEXT NOT NULL,"
 	"  value TEXT NOT NULL,"
 	"  PRIMARY KEY(configuration, key));",
+	/* 2: bundles, lifecycle states and activation requests (docs/lifecycle.md) */
+	"ALTER TABLE extensions ADD COLUMN state TEXT NOT NULL DEFAULT 'enabled';"
+	"ALTER TABLE extensions ADD COLUMN team TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE extensions ADD COLUMN version INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE extensions ADD COLUMN short_version TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE extensions ADD COLUMN bundle TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE extensions ADD COLUMN digest TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE extensions ADD COLUMN description TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE extensions ADD COLUMN providers TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE extensions ADD COLUMN permissions INTEGER NOT NULL DEFAULT 1;"
+	"CREATE TABLE requests ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  identifier TEXT NOT NULL UNIQUE,"
+	"  executable TEXT NOT NULL,"
+	"  team TEXT NOT NULL,"
+	"  version INTEGER NOT NULL,"
+	"  short_version TEXT NOT NULL,"
+	"  bundle TEXT NOT NULL,"
+	"  digest TEXT NOT NULL,"
+	"  description TEXT NOT NULL,"
+	"  providers TEXT NOT NULL,"
+	"  permissions INTEGER NOT NULL,"
+	"  replace TEXT NOT NULL,"
+	"  requester_uid INTEGER NOT NULL,"
+	"  requester_pid INTEGER NOT NULL,"
+	"  source TEXT NOT NULL,"
+	"  created INTEGER NOT NULL);",
 };
 
 /* Maps an SQLite result code to a negative errno and logs the database's message. */
@@ -401,13 +428,70 @@ static int change_one(sqlite3 *db, const char *sql, const char *key)
 	return tx_end(db, r);
 }
 
+static bool bundle_fields_ok(const struct store_bundle *b);
+
 static int extension_valid(const struct store_extension *e)
 {
 	if (!field_ok(e->identifier, sizeof(e->identifier)) || !field_ok(e->executable, sizeof(e->executable)) ||
-	    !field_ok(e->user, sizeof(e->user)) || !ne_name_valid(e->identifier, sizeof(e->identifier) - 1))
+	    !field_ok(e->user, sizeof(e->user)) || !ne_name_valid(e->identifier, sizeof(e->identifier) - 1) ||
+	    !memchr(e->state, 0, sizeof(e->state)) || !bundle_fields_ok(&e->b))
 		return -EINVAL;
 	return 0;
 }
+
+static bool bundle_fields_ok(const struct store_bundle *b)
+{
+	return memchr(b->team, 0, sizeof(b->team)) && memchr(b->short_version, 0, sizeof(b->short_version)) &&
+	       memchr(b->dir, 0, sizeof(b->dir)) && memchr(b->digest, 0, sizeof(b->digest)) &&
+	       memchr(b->description, 0, sizeof(b->description)) &&
+	       memchr(b->providers, 0, sizeof(b->providers));
+}
+
+/* Binds b to parameters first .. first + 7. */
+static void bind_bundle(sqlite3_stmt *st, int first, const struct store_bundle *b)
+{
+	bind_text(st, first, b->team);
+	sqlite3_bind_int64(st, first + 1, b->version);
+	bind_text(st, first + 2, b->short_version);
+	bind_text(st, first + 3, b->dir);
+	bind_text(st, first + 4, b->digest);
+	bind_text(st, first + 5, b->description);
+	bind_text(st, first + 6, b->providers);
+	sqlite3_bind_int(st, first + 7, (int)b->permissions);
+}
+
+static int bundle_from_row(sqlite3_stmt *st, int first, struct store_bundle *b)
+{
+	int64_t v = sqlite3_column_int64(st, first + 1);
+	int r;
+
+	r = column_copy(st, first, b->team, sizeof(b->team));
+	if (r >= 0)
+		r = column_copy(st, first + 2, b->short_version, sizeof(b->short_version));
+	if (r >= 0)
+		r = column_copy(st, first + 3, b->dir, sizeof(b->dir));
+	if (r >= 0)
+		r = column_copy(st, first + 4, b->digest, sizeof(b->digest));
+	if (r >= 0)
+		r = column_copy(st, first + 5, b->description, sizeof(b->description));
+	if (r >= 0)
+		r = column_copy(st, first + 6, b->providers, sizeof(b->providers));
+	if (r < 0)
+		return r;
+	if (v < 0 || v > INT32_MAX)
+		return -EUCLEAN;
+	b->version = (uint32_t)v;
+	b->permissions = (unsigned)sqlite3_column_int(st, first + 7);
+	return 0;
+}
+
+static const char *state_or_enabled(const struct store_extension *e)
+{
+	return e->state[0] ? e->state : "enabled";
+}
+
+#define EXTENSION_COLUMNS "identifier, executable, user, enabled, developer, created, state, " \
+	"team, version, short_version, bundle, digest, description, providers, permissions"
 
 static int extension_write(sqlite3 *db, const char *sql, const struct store_extension *e)
 {
@@ -423,6 +507,8 @@ static int extension_write(sqlite3 *db, const char *sql, const struct store_exte
 	sqlite3_bind_int(st, 4, e->enabled);
 	sqlite3_bind_int(st, 5, e->developer);
 	sqlite3_bind_int64(st, 6, created_or_now(e->created));
+	bind_text(st, 7, state_or_enabled(e));
+	bind_bundle(st, 8, &e->b);
 	return step_done(db, st);
 }
 
@@ -441,8 +527,8 @@ int store_extension_put(struct store *s, const struct store_extension *e)
 		r = -EEXIST;
 	if (r >= 0)
 		r = extension_write(s->db,
-				    "INSERT INTO extensions(identifier, executable, user, enabled, developer, created) "
-				    "VALUES(?1, ?2, ?3, ?4, ?5, ?6)", e);
+				    "INSERT INTO extensions(" EXTENSION_COLUMNS ") "
+				    "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)", e);
 	return tx_end(s->db, r);
 }
 
@@ -459,14 +545,15 @@ int store_extension_update(struct store *s, const struct store_extension *e)
 	/* extension_write's created (?6) has no place here: creation time never changes,
 	 * and binding a parameter the statement lacks is a harmless SQLITE_RANGE. */
 	r = extension_write(s->db,
-			    "UPDATE extensions SET executable = ?2, user = ?3, enabled = ?4, developer = ?5 "
+			    "UPDATE extensions SET executable = ?2, user = ?3, enabled = ?4, developer = ?5, "
+			    "state = ?7, team = ?8, version = ?9, short_version = ?10, bundle = ?11, "
+			    "digest = ?12, description = ?13, providers = ?14, permissions = ?15 "
 			    "WHERE identifier = ?1", e);
 	if (r >= 0 && sqlite3_changes(s->db) == 0)
 		r = -ENOENT;
 	return tx_end(s->db, r);
 }
 
-#define EXTENSION_COLUMNS "identifier, executable, user, enabled, developer, created"
 
 static int extension_from_row(sqlite3_stmt *st, struct store_extension *ret)
 {
@@ -483,6 +570,11 @@ static int extension_from_row(sqlite3_stmt *st, struct store_extension *ret)
 	e.enabled = sqlite3_column_int(st, 3) != 0;
 	e.developer = sqlite3_column_int(st, 4) != 0;
 	e.created = sqlite3_column_int64(st, 5);
+	r = column_copy(st, 6, e.state, sizeof(e.state));
+	if (r >= 0)
+		r = bundle_from_row(st, 7, &e.b);
+	if (r < 0)
+		return r;
 	*ret = e;
 	return 0;
 }
@@ -535,6 +627,229 @@ int store_extension_foreach(struct store *s, int (*fn)(const struct store_extens
 out:
 	sqlite3_finalize(st);
 	return r;
+}
+
+static int request_delete_tx(sqlite3 *db, int64_t id)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	r = prepare(db, "DELETE FROM requests WHERE id = ?1", &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, id);
+	r = step_done(db, st);
+	if (r >= 0 && sqlite3_changes(db) == 0)
+		r = -ENOENT;
+	return r;
+}
+
+int store_extension_install(struct store *s, const struct store_extension *e, int64_t request_id)
+{
+	int r;
+
+	r = extension_valid(e);
+	if (r < 0)
+		return r;
+	r = tx_begin(s->db);
+	if (r < 0)
+		return r;
+	/* An upsert, not INSERT OR REPLACE: replacing the row would delete its
+	 * configurations through the foreign key. */
+	r = extension_write(s->db,
+			    "INSERT INTO extensions(" EXTENSION_COLUMNS ") "
+			    "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) "
+			    "ON CONFLICT(identifier) DO UPDATE SET executable = ?2, user = ?3, "
+			    "enabled = ?4, developer = ?5, state = ?7, team = ?8, version = ?9, "
+			    "short_version = ?10, bundle = ?11, digest = ?12, description = ?13, "
+			    "providers = ?14, permissions = ?15", e);
+	if (r >= 0 && request_id > 0)
+		r = request_delete_tx(s->db, request_id);
+	return tx_end(s->db, r);
+}
+
+int store_extension_set_state(struct store *s, const char *identifier, const char *state)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	r = tx_begin(s->db);
+	if (r < 0)
+		return r;
+	r = prepare(s->db, "UPDATE extensions SET state = ?2 WHERE identifier = ?1", &st);
+	if (r >= 0) {
+		bind_text(st, 1, identifier);
+		bind_text(st, 2, state);
+		r = step_done(s->db, st);
+	}
+	if (r >= 0 && sqlite3_changes(s->db) == 0)
+		r = -ENOENT;
+	return tx_end(s->db, r);
+}
+
+/* ---- requests -------------------------------------------------------------------- */
+
+#define REQUEST_COLUMNS "id, identifier, executable, replace, requester_uid, requester_pid, " \
+	"source, created, team, version, short_version, bundle, digest, description, providers, " \
+	"permissions"
+
+static int request_valid(const struct store_request *r)
+{
+	if (!field_ok(r->identifier, sizeof(r->identifier)) || !field_ok(r->executable, sizeof(r->executable)) ||
+	    !ne_name_valid(r->identifier, sizeof(r->identifier) - 1) ||
+	    !field_ok(r->replace, sizeof(r->replace)) || !memchr(r->source, 0, sizeof(r->source)) ||
+	    !bundle_fields_ok(&r->b) || !field_ok(r->b.dir, sizeof(r->b.dir)))
+		return -EINVAL;
+	return 0;
+}
+
+static int request_from_row(sqlite3_stmt *st, struct store_request *ret)
+{
+	struct store_request q = { 0 };
+	int r;
+
+	q.id = sqlite3_column_int64(st, 0);
+	r = column_copy(st, 1, q.identifier, sizeof(q.identifier));
+	if (r >= 0)
+		r = column_copy(st, 2, q.executable, sizeof(q.executable));
+	if (r >= 0)
+		r = column_copy(st, 3, q.replace, sizeof(q.replace));
+	if (r >= 0)
+		r = column_copy(st, 6, q.source, sizeof(q.source));
+	if (r >= 0)
+		r = bundle_from_row(st, 8, &q.b);
+	if (r < 0)
+		return r;
+	q.requester_uid = (uint32_t)sqlite3_column_int64(st, 4);
+	q.requester_pid = sqlite3_column_int(st, 5);
+	q.created = sqlite3_column_int64(st, 7);
+	*ret = q;
+	return 0;
+}
+
+/* One row for a query with one bound parameter (text when key, else id). */
+static int request_get_one(struct store *s, const char *sql, const char *key, int64_t id,
+			   struct store_request *ret)
+{
+	sqlite3_stmt *st;
+	int r, rc;
+
+	r = prepare(s->db, sql, &st);
+	if (r < 0)
+		return r;
+	if (key)
+		bind_text(st, 1, key);
+	else
+		sqlite3_bind_int64(st, 1, id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		r = request_from_row(st, ret);
+	else if (rc == SQLITE_DONE)
+		r = -ENOENT;
+	else
+		r = sql_error(s->db, rc, "get request");
+	sqlite3_finalize(st);
+	return r;
+}
+
+int store_request_get(struct store *s, int64_t id, struct store_request *ret)
+{
+	return request_get_one(s, "SELECT " REQUEST_COLUMNS " FROM requests WHERE id = ?1", NULL, id, ret);
+}
+
+int store_request_find(struct store *s, const char *identifier, struct store_request *ret)
+{
+	return request_get_one(s, "SELECT " REQUEST_COLUMNS " FROM requests WHERE identifier = ?1",
+			       identifier, 0, ret);
+}
+
+int store_request_put(struct store *s, struct store_request *q, int64_t *ret_superseded)
+{
+	struct store_request old;
+	sqlite3_stmt *st;
+	int64_t superseded = 0;
+	int r;
+
+	r = request_valid(q);
+	if (r < 0)
+		return r;
+	r = tx_begin(s->db);
+	if (r < 0)
+		return r;
+	r = store_request_find(s, q->identifier, &old);
+	if (r >= 0) {
+		superseded = old.id;
+		r = request_delete_tx(s->db, old.id);
+	} else if (r == -ENOENT)
+		r = 0;
+	if (r >= 0)
+		r = prepare(s->db, "INSERT INTO requests(identifier, executable, replace, requester_uid, "
+				   "requester_pid, source, created, team, version, short_version, bundle, "
+				   "digest, description, providers, permissions) "
+				   "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)", &st);
+	if (r >= 0) {
+		bind_text(st, 1, q->identifier);
+		bind_text(st, 2, q->executable);
+		bind_text(st, 3, q->replace);
+		sqlite3_bind_int64(st, 4, q->requester_uid);
+		sqlite3_bind_int(st, 5, q->requester_pid);
+		bind_text(st, 6, q->source);
+		sqlite3_bind_int64(st, 7, created_or_now(q->created));
+		bind_bundle(st, 8, &q->b);
+		r = step_done(s->db, st);
+	}
+	if (r >= 0)
+		q->id = sqlite3_last_insert_rowid(s->db);
+	r = tx_end(s->db, r);
+	if (r >= 0 && ret_superseded)
+		*ret_superseded = superseded;
+	return r;
+}
+
+int store_request_delete(struct store *s, int64_t id)
+{
+	int r;
+
+	r = tx_begin(s->db);
+	if (r < 0)
+		return r;
+	return tx_end(s->db, request_delete_tx(s->db, id));
+}
+
+int store_request_foreach(struct store *s, int (*fn)(const struct store_request *r, void *userdata),
+			  void *userdata)
+{
+	struct store_request q;
+	sqlite3_stmt *st;
+	int r, rc;
+
+	r = prepare(s->db, "SELECT " REQUEST_COLUMNS " FROM requests ORDER BY id", &st);
+	if (r < 0)
+		return r;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		r = request_from_row(st, &q);
+		if (r < 0)
+			goto out;
+		r = fn(&q, userdata);
+		if (r != 0)
+			goto out;
+	}
+	if (rc != SQLITE_DONE)
+		r = sql_error(s->db, rc, "list requests");
+out:
+	sqlite3_finalize(st);
+	return r;
+}
+
+int store_reset(struct store *s)
+{
+	int r;
+
+	r = tx_begin(s->db);
+	if (r < 0)
+		return r;
+	r = exec(s->db, "DELETE FROM requests; DELETE FROM extensions");
+	return tx_end(s->db, r);
 }
 
 void store_config_clear(struct store_config *c)

@@ -14,6 +14,19 @@
 
 struct store;
 
+/* What a bundle's manifest said, kept with the extension or request made from it.
+ * Developer registrations (no bundle) leave it zeroed. */
+struct store_bundle {
+	char team[33];
+	uint32_t version;
+	char short_version[64];
+	char dir[256];           /* directory name under <state_dir>/bundles; "" without a bundle */
+	char digest[65];
+	char description[512];
+	char providers[256];     /* provider type names, space-separated */
+	unsigned permissions;    /* NE_PERM_* (bundle.h) */
+};
+
 struct store_extension {
 	char identifier[128];
 	char executable[4096];
@@ -21,6 +34,21 @@ struct store_extension {
 	bool enabled;
 	bool developer;
 	int64_t created; /* unix seconds; 0 on put means "now" */
+	char state[16];  /* "enabled" or "deactivating"; "" on put means "enabled" */
+	struct store_bundle b;
+};
+
+/* An activation request waiting for approval; its bundle is already staged in the store. */
+struct store_request {
+	int64_t id;              /* assigned by store_request_put */
+	char identifier[128];
+	char executable[4096];   /* absolute path inside the staged bundle */
+	struct store_bundle b;
+	char replace[8];         /* "ask", "replace" or "cancel" */
+	uint32_t requester_uid;
+	int32_t requester_pid;
+	char source[4096];       /* the path the requester named, for messages */
+	int64_t created;         /* 0 on put means "now" */
 };
 
 /* Options are owned by the struct: store_config_get fills them, store_config_clear frees
@@ -54,6 +82,25 @@ int store_extension_delete(struct store *s, const char *identifier);
  * walk and is returned. fn must not change the store. */
 int store_extension_foreach(struct store *s, int (*fn)(const struct store_extension *e, void *userdata),
 			    void *userdata);
+
+/* Installs or replaces (same identifier: configurations kept) e, and deletes request
+ * request_id (when > 0), in one transaction. */
+int store_extension_install(struct store *s, const struct store_extension *e, int64_t request_id);
+/* -ENOENT when absent. */
+int store_extension_set_state(struct store *s, const char *identifier, const char *state);
+
+/* Adds r and, in the same transaction, deletes any request for the same identifier
+ * (whose id, if any, is written to *ret_superseded; 0 otherwise). Sets r->id. */
+int store_request_put(struct store *s, struct store_request *r, int64_t *ret_superseded);
+int store_request_get(struct store *s, int64_t id, struct store_request *ret);
+/* The request waiting for identifier; -ENOENT when there is none. */
+int store_request_find(struct store *s, const char *identifier, struct store_request *ret);
+int store_request_delete(struct store *s, int64_t id);
+/* In id order; a non-zero return from fn stops the walk and is returned. */
+int store_request_foreach(struct store *s, int (*fn)(const struct store_request *r, void *userdata),
+			  void *userdata);
+/* Deletes every extension, configuration and request in one transaction. */
+int store_reset(struct store *s);
 
 /* put: -EEXIST when the name is taken, -ENOENT when the extension does not exist,
  * -EINVAL for duplicate option keys. */

@@ -84,18 +84,19 @@ static void test_reopen_keeps_data(void **state)
 	struct store_extension e = ext("com.example.filter"), got;
 	struct store *s = open_ok(state);
 
-	assert_int_equal(store_schema_version(s), 1);
+	assert_int_equal(store_schema_version(s), 2);
 	assert_int_equal(store_extension_put(s, &e), 0);
 	store_close(s);
 
 	s = open_ok(state);
-	assert_int_equal(store_schema_version(s), 1);
+	assert_int_equal(store_schema_version(s), 2);
 	assert_int_equal(store_extension_get(s, e.identifier, &got), 0);
 	assert_string_equal(got.executable, e.executable);
 	assert_string_equal(got.user, "netext-ext");
 	assert_true(got.enabled);
 	assert_false(got.developer);
 	assert_int_equal(got.created, 1700000000);
+	assert_string_equal(got.state, "enabled");
 	store_close(s);
 	store_close(NULL);
 }
@@ -337,6 +338,152 @@ static void test_migration_failure(void **state)
 	sqlite3_close(db);
 }
 
+static struct store_extension bundled(const char *id, uint32_t version, const char *dir)
+{
+	struct store_extension e = ext(id);
+
+	snprintf(e.b.team, sizeof(e.b.team), "TEAM1");
+	e.b.version = version;
+	snprintf(e.b.short_version, sizeof(e.b.short_version), "1.%u.0", version);
+	snprintf(e.b.dir, sizeof(e.b.dir), "%s", dir);
+	snprintf(e.b.digest, sizeof(e.b.digest), "%064u", version);
+	snprintf(e.b.providers, sizeof(e.b.providers), "message filter-data");
+	e.b.permissions = 1;
+	return e;
+}
+
+static struct store_request request(const char *id, uint32_t version)
+{
+	struct store_request q = { .requester_uid = 1000, .requester_pid = 42 };
+
+	snprintf(q.identifier, sizeof(q.identifier), "%s", id);
+	snprintf(q.executable, sizeof(q.executable), "/var/lib/netext/bundles/x/bin/x");
+	snprintf(q.replace, sizeof(q.replace), "ask");
+	snprintf(q.source, sizeof(q.source), "/home/u/x.netext");
+	q.b = bundled(id, version, "x@1-abc").b;
+	return q;
+}
+
+/* Replacing an extension keeps its configurations and consumes the request, atomically. */
+static void test_install_replaces_keeps_configs(void **state)
+{
+	struct store_extension e = bundled("com.example.a", 1, "com.example.a@1-aaaa"), got;
+	struct store_config c = cfg("conf", "com.example.a"), gc = { 0 };
+	struct store_request q = request("com.example.a", 2), gq;
+	struct store *s = open_ok(state);
+
+	assert_int_equal(store_extension_install(s, &e, 0), 0);
+	assert_int_equal(store_config_put(s, &c), 0);
+	assert_int_equal(store_request_put(s, &q, NULL), 0);
+	assert_true(q.id > 0);
+
+	e = bundled("com.example.a", 2, "com.example.a@2-bbbb");
+	assert_int_equal(store_extension_install(s, &e, q.id), 0);
+	assert_int_equal(store_extension_get(s, "com.example.a", &got), 0);
+	assert_int_equal(got.b.version, 2);
+	assert_string_equal(got.b.dir, "com.example.a@2-bbbb");
+	assert_string_equal(got.b.providers, "message filter-data");
+	assert_string_equal(got.b.team, "TEAM1");
+	assert_int_equal(store_config_get(s, "conf", &gc), 0);
+	store_config_clear(&gc);
+	assert_int_equal(store_request_get(s, q.id, &gq), -ENOENT);
+
+	/* A request that no longer exists makes the whole install fail, changing nothing. */
+	e = bundled("com.example.a", 3, "com.example.a@3-cccc");
+	assert_int_equal(store_extension_install(s, &e, q.id), -ENOENT);
+	assert_int_equal(store_extension_get(s, "com.example.a", &got), 0);
+	assert_int_equal(got.b.version, 2);
+
+	assert_int_equal(store_extension_set_state(s, "com.example.a", "deactivating"), 0);
+	assert_int_equal(store_extension_get(s, "com.example.a", &got), 0);
+	assert_string_equal(got.state, "deactivating");
+	assert_int_equal(store_extension_set_state(s, "nope", "enabled"), -ENOENT);
+	store_close(s);
+}
+
+static int count_requests(const struct store_request *q, void *userdata)
+{
+	(*(int *)userdata)++;
+	(void)q;
+	return 0;
+}
+
+/* One waiting request per identifier: a new one supersedes the old in the same transaction. */
+static void test_requests(void **state)
+{
+	struct store_request a = request("com.example.a", 1), a2 = request("com.example.a", 2),
+			     b = request("com.example.b", 1), got;
+	struct store *s = open_ok(state);
+	int64_t superseded = -1;
+	int n = 0;
+
+	assert_int_equal(store_request_put(s, &a, &superseded), 0);
+	assert_int_equal(superseded, 0);
+	assert_int_equal(store_request_put(s, &b, NULL), 0);
+	assert_int_equal(store_request_put(s, &a2, &superseded), 0);
+	assert_int_equal(superseded, a.id);
+	assert_int_equal(store_request_get(s, a.id, &got), -ENOENT);
+	assert_int_equal(store_request_find(s, "com.example.a", &got), 0);
+	assert_int_equal(got.id, a2.id);
+	assert_int_equal(got.b.version, 2);
+	assert_int_equal(got.requester_uid, 1000);
+	assert_int_equal(got.requester_pid, 42);
+	assert_string_equal(got.replace, "ask");
+	assert_string_equal(got.source, "/home/u/x.netext");
+	assert_int_equal(store_request_foreach(s, count_requests, &n), 0);
+	assert_int_equal(n, 2);
+
+	/* Unsafe identifiers and requests without a staged bundle never reach the database. */
+	got = request("../x", 1);
+	assert_int_equal(store_request_put(s, &got, NULL), -EINVAL);
+	got = request("com.example.c", 1);
+	got.b.dir[0] = '\0';
+	assert_int_equal(store_request_put(s, &got, NULL), -EINVAL);
+
+	assert_int_equal(store_request_delete(s, b.id), 0);
+	assert_int_equal(store_request_delete(s, b.id), -ENOENT);
+	store_close(s);
+	s = open_ok(state);
+	assert_int_equal(store_request_find(s, "com.example.a", &got), 0);
+	assert_int_equal(store_reset(s), 0);
+	assert_int_equal(store_request_find(s, "com.example.a", &got), -ENOENT);
+	store_close(s);
+}
+
+/* A database written by the foundation (schema 1) keeps its extensions, now "enabled". */
+static void test_migration_from_v1(void **state)
+{
+	struct fixture *f = *state;
+	char path[128];
+	struct store_extension got;
+	sqlite3 *db;
+	struct store *s;
+
+	snprintf(path, sizeof(path), "%s/netext.db", f->dir);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "CREATE TABLE extensions (identifier TEXT PRIMARY KEY, "
+				      "executable TEXT NOT NULL, user TEXT NOT NULL, enabled INTEGER NOT NULL, "
+				      "developer INTEGER NOT NULL DEFAULT 1, created INTEGER NOT NULL);"
+				      "CREATE TABLE configurations (name TEXT PRIMARY KEY, extension TEXT NOT NULL "
+				      "REFERENCES extensions(identifier) ON DELETE CASCADE, provider_type INTEGER NOT NULL, "
+				      "enabled INTEGER NOT NULL, fail_open INTEGER NOT NULL, created INTEGER NOT NULL);"
+				      "CREATE INDEX configurations_extension ON configurations(extension);"
+				      "CREATE TABLE configuration_options (configuration TEXT NOT NULL REFERENCES "
+				      "configurations(name) ON DELETE CASCADE, position INTEGER NOT NULL, key TEXT NOT NULL, "
+				      "value TEXT NOT NULL, PRIMARY KEY(configuration, key));"
+				      "INSERT INTO extensions VALUES('old.ext', '/opt/old', 'netext-ext', 1, 1, 7);"
+				      "PRAGMA user_version = 1;", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	s = open_ok(state);
+	assert_int_equal(store_schema_version(s), 2);
+	assert_int_equal(store_extension_get(s, "old.ext", &got), 0);
+	assert_string_equal(got.state, "enabled");
+	assert_string_equal(got.executable, "/opt/old");
+	assert_int_equal(got.b.version, 0);
+	assert_int_equal(got.b.permissions, 1);
+	store_close(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -349,6 +496,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_second_open_busy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
 		cmocka_unit_test(test_migration_failure),
+		cmocka_unit_test_setup_teardown(test_install_replaces_keeps_configs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_requests, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_migration_from_v1, setup, teardown),
 	};
 
 	log_init("test-store", 0);
