@@ -1009,6 +1009,9 @@ static int ext_do_spawn(struct ext *e, char *err, size_t errlen)
 	spec.stderr_fd = ep[1];
 	spec.cgroup_procs_fd = procs;
 	spec.seccomp = true;
+	/* Developer-registered extensions keep today's network access; bundles will pass
+	 * their manifest's "network" permission (NE_PERM_NETWORK) here. */
+	spec.allow_inet = true;
 	spec.exec_fd = exec_fd;
 	r = sandbox_spawn(&spec, &e->pid, &e->pidfd, err, errlen);
 	ne_closep(&sv[1]);

@@ -45,7 +45,9 @@ int policy_merge_text(struct policy *p, const char *name, const char *text, size
 /* policy_init + every "*.conf" regular file of dir in lexical order (at most
  * POLICY_MAX_FILES, each at most 64 KiB). A missing dir is the empty policy; a bad file is
  * logged (log_warnx) and skipped. Returns 0, or a negative errno when dir exists but cannot
- * be read (p is then the empty policy). */
+ * be read (p is then the empty policy). p is overwritten, not freed: policy_clear an old
+ * policy first. Files are "*.conf" not starting with '.'; symlinks to regular files are
+ * followed; beyond POLICY_MAX_FILES the rest are ignored with a warning. */
 int policy_load(struct policy *p, const char *dir);
 
 const struct policy_team *policy_find_team(const struct policy *p, const char *team);

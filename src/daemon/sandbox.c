@@ -15,6 +15,7 @@
 
 #include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <linux/capability.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
@@ -117,17 +118,19 @@ static int seccomp_add_table(scmp_filter_ctx ctx)
 	return 0;
 }
 
-/* socket(AF_UNIX | AF_INET | AF_INET6, SOCK_STREAM | SOCK_DGRAM | SOCK_SEQPACKET [| flags]):
- * no netlink, no packet sockets, no raw sockets. */
-static int seccomp_add_sockets(scmp_filter_ctx ctx)
+/* socket(AF_UNIX [| AF_INET | AF_INET6 with allow_inet], SOCK_STREAM | SOCK_DGRAM |
+ * SOCK_SEQPACKET [| flags]): no netlink, no packet sockets, no raw sockets. Without
+ * allow_inet (the manifest permission "network") an inet socket() fails with EPERM, like
+ * every call outside the list; accept4 and the like need a socket to begin with. */
+static int seccomp_add_sockets(scmp_filter_ctx ctx, bool allow_inet)
 {
 	static const int families[] = { AF_UNIX, AF_INET, AF_INET6 };
 	static const int types[] = { SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET };
 	const scmp_datum_t type_mask = 0xffffffffULL & ~(scmp_datum_t)(SOCK_NONBLOCK | SOCK_CLOEXEC);
-	size_t f, t;
+	size_t f, t, n_families = allow_inet ? NE_ARRAY_SIZE(families) : 1;
 	int r;
 
-	for (f = 0; f < NE_ARRAY_SIZE(families); f++)
+	for (f = 0; f < n_families; f++)
 		for (t = 0; t < NE_ARRAY_SIZE(types); t++) {
 			r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 2,
 					     A32(0, families[f]),
@@ -152,7 +155,7 @@ static int seccomp_add_clone(scmp_filter_ctx ctx)
 
 /* Compiles the policy to a classic BPF program in the parent, so the child can install it with
  * one prctl and no allocation. */
-static int seccomp_build(struct sock_fprog *ret)
+static int seccomp_build(bool allow_inet, struct sock_fprog *ret)
 {
 	_cleanup_close_ int fd = -1;
 	struct sock_filter *insns = NULL;
@@ -165,7 +168,7 @@ static int seccomp_build(struct sock_fprog *ret)
 		return -ENOMEM;
 	r = seccomp_add_table(ctx);
 	if (r >= 0)
-		r = seccomp_add_sockets(ctx);
+		r = seccomp_add_sockets(ctx, allow_inet);
 	if (r >= 0)
 		r = seccomp_add_clone(ctx);
 	fd = memfd_create("netext-seccomp", MFD_CLOEXEC);
@@ -198,10 +201,15 @@ out:
 
 int sandbox_seccomp_load(void)
 {
+	return sandbox_seccomp_load_ex(true);
+}
+
+int sandbox_seccomp_load_ex(bool allow_inet)
+{
 	struct sock_fprog prog;
 	int r;
 
-	r = seccomp_build(&prog);
+	r = seccomp_build(allow_inet, &prog);
 	if (r < 0)
 		return r;
 	r = 0;
@@ -354,6 +362,9 @@ static _Noreturn void child_run(struct child_ctx *c)
 	child_fds(c);
 	child_caps_bound(c);
 	child_credentials(c);
+	/* As the extension's uid: a directory it cannot reach fails here, not in its code. */
+	if (s->cwd)
+		CHILD_TRY(c, chdir(s->cwd), "chdir");
 	CHILD_TRY(c, prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(PR_SET_NO_NEW_PRIVS)");
 	if (c->prog)
 		CHILD_TRY(c, prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, c->prog, 0, 0), "seccomp");
@@ -385,9 +396,12 @@ static int spawn_error(char *err, size_t errlen, const char *step, int e)
 	return -e;
 }
 
-/* Waits for the child's report: EOF means exec succeeded (the pipe is close-on-exec). */
-static int spawn_wait_report(int fd, pid_t pid, char *err, size_t errlen)
+/* Waits for the child's report: EOF means exec succeeded (the pipe is close-on-exec). The
+ * report's step is short and fixed; the parent adds the path for chdir. */
+static int spawn_wait_report(const struct sandbox_spec *s, int fd, pid_t pid, char *err,
+			     size_t errlen)
 {
+	char step[PATH_MAX + 16];
 	struct child_report rep;
 	ssize_t n;
 
@@ -401,7 +415,11 @@ static int spawn_wait_report(int fd, pid_t pid, char *err, size_t errlen)
 	if (n != (ssize_t)sizeof(rep))
 		return spawn_error(err, errlen, "reading the child's report", n < 0 ? errno : EIO);
 	rep.step[sizeof(rep.step) - 1] = '\0';
-	return spawn_error(err, errlen, rep.step, rep.err);
+	if (s->cwd && strcmp(rep.step, "chdir") == 0)
+		snprintf(step, sizeof(step), "chdir %s", s->cwd);
+	else
+		snprintf(step, sizeof(step), "%s", rep.step);
+	return spawn_error(err, errlen, step, rep.err);
 }
 
 static void spawn_abort(pid_t pid)
@@ -446,7 +464,7 @@ static int spawn_prepare(const struct sandbox_spec *s, struct child_ctx *c,
 	c->cap_last = read_cap_last();
 	c->prog = NULL;
 	if (s->seccomp) {
-		r = seccomp_build(prog);
+		r = seccomp_build(s->allow_inet, prog);
 		if (r < 0)
 			return spawn_error(err, errlen, "building the seccomp filter", -r);
 		c->prog = prog;
@@ -504,7 +522,7 @@ int sandbox_spawn(const struct sandbox_spec *s, pid_t *ret_pid, int *ret_pidfd, 
 			goto out;
 		}
 	}
-	r = spawn_wait_report(rd, pid, err, errlen);
+	r = spawn_wait_report(s, rd, pid, err, errlen);
 	if (r < 0) {
 		if (pidfd >= 0)
 			close(pidfd);

@@ -17,6 +17,13 @@ struct sandbox_spec {
 	int stdout_fd, stderr_fd;   /* -1: /dev/null */
 	int cgroup_procs_fd;        /* from cgroup_open_procs(); -1: stay in the daemon's cgroup */
 	bool seccomp;               /* load the sandbox_seccomp policy before exec */
+	bool allow_inet;            /* with seccomp: socket() may also make AF_INET and AF_INET6
+	                             * sockets (the manifest permission "network"); false: only
+	                             * AF_UNIX, others fail with EPERM. Zero-initialised specs
+	                             * get no network. */
+	const char *cwd;            /* NULL: stay in the daemon's directory; else chdir there as
+	                             * the extension's uid, after dropping privileges (so uid must
+	                             * be able to reach it). Failure fails the spawn. */
 	int exec_fd;                /* -1, or an fd of the executable opened by the parent: then
 	                             * execveat(AT_EMPTY_PATH) is used and the uid needs no access to
 	                             * the path. It is close-on-exec in the child, so it must be an ELF
@@ -33,8 +40,10 @@ int sandbox_spawn(const struct sandbox_spec *s, pid_t *ret_pid, int *ret_pidfd, 
 		  size_t errlen);
 
 /* Loads the extension seccomp allow-list into the calling process (irrevocably). Sets
- * PR_SET_NO_NEW_PRIVS, which an unprivileged process needs to load a filter. */
+ * PR_SET_NO_NEW_PRIVS, which an unprivileged process needs to load a filter.
+ * sandbox_seccomp_load() is sandbox_seccomp_load_ex(true): inet sockets allowed. */
 int sandbox_seccomp_load(void);
+int sandbox_seccomp_load_ex(bool allow_inet);
 
 /* "name" (looked up with getpwnam_r: its uid and primary gid) or "uid:gid". -EPERM for root
  * (uid 0 or gid 0), -ENOENT for an unknown name, -EINVAL for malformed numbers. */

@@ -320,7 +320,130 @@ static void test_resolve_user(void **state)
 	assert_int_equal(u, NOBODY);
 }
 
-int main(void)
+/* ---- permissions: "network" (allow_inet) and the working directory ----------------------- */
+
+static const char *probe_result(int domain, int type)
+{
+	static char buf[3][32];
+	static int next;
+	char *out = buf[next++ % 3];
+	int fd = socket(domain, type | SOCK_CLOEXEC, 0);
+
+	if (fd >= 0) {
+		close(fd);
+		return "ok";
+	}
+	if (errno == EPERM)
+		return "EPERM";
+	snprintf(out, sizeof(buf[0]), "errno %d", errno);
+	return out;
+}
+
+/* Run in a confined child (this binary re-executed with --socket-probe): one line saying
+ * which socket families it may create. */
+static int socket_probe(void)
+{
+	printf("unix=%s inet=%s inet-stream=%s inet6=%s\n", probe_result(AF_UNIX, SOCK_STREAM),
+	       probe_result(AF_INET, SOCK_DGRAM), probe_result(AF_INET, SOCK_STREAM),
+	       probe_result(AF_INET6, SOCK_DGRAM));
+	fflush(stdout);
+	_exit(0);   /* no LeakSanitizer at exit: it needs ptrace, which the filter refuses */
+}
+
+/* Spawns this test binary (through exec_fd: nobody need not reach the build directory) as
+ * the socket probe. */
+static void spawn_probe(bool allow_inet, char *out, size_t size)
+{
+	char *argv[] = { "test-sandbox", "--socket-probe", NULL };
+	char err[256] = "";
+	struct sandbox_spec s;
+	int status;
+
+	base_spec(&s, "test-sandbox", argv);
+	s.allow_inet = allow_inet;
+	s.exec_fd = open("/proc/self/exe", O_PATH | O_CLOEXEC);
+	assert_true(s.exec_fd >= 0);
+	assert_int_equal(run_capture(&s, out, size, &status, err, sizeof(err)), 0);
+	close(s.exec_fd);
+	print_message("allow_inet=%d: %s", allow_inet, out);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+static void test_allow_inet(void **state)
+{
+	char out[256];
+
+	need_root();
+	spawn_probe(false, out, sizeof(out));
+	assert_string_equal(out, "unix=ok inet=EPERM inet-stream=EPERM inet6=EPERM\n");
+	spawn_probe(true, out, sizeof(out));
+	/* inet6 may be missing from the kernel (EAFNOSUPPORT); it must not be the filter. */
+	assert_true(strncmp(out, "unix=ok inet=ok inet-stream=ok inet6=", 37) == 0);
+	assert_null(strstr(out, "EPERM"));
+}
+
+/* The filter alone, loaded in a forked child of this root test: EPERM proves the filter. */
+static void test_seccomp_no_inet(void **state)
+{
+	int status, fd;
+	pid_t pid;
+
+	need_root();
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		if (sandbox_seccomp_load_ex(false) < 0)
+			_exit(1);
+		if (socket(AF_INET, SOCK_DGRAM, 0) >= 0 || errno != EPERM)
+			_exit(2);
+		if (socket(AF_INET6, SOCK_STREAM | SOCK_NONBLOCK, 0) >= 0 || errno != EPERM)
+			_exit(3);
+		fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+		_exit(fd >= 0 ? 0 : 4);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+/* cwd is entered as the extension's uid: a root-only directory fails the spawn with the
+ * path in the message, a reachable one is the child's working directory. */
+static void test_cwd(void **state)
+{
+	char dir[] = "/tmp/netext-sbx-cwd-XXXXXX", want[PATH_MAX + 64], missing[PATH_MAX];
+	char *argv[] = { "pwd", "-P", NULL };
+	char out[PATH_MAX + 8], err[PATH_MAX + 64] = "";
+	struct sandbox_spec s;
+	int status, r;
+
+	need_root();
+	assert_non_null(mkdtemp(dir));   /* mode 0700: nobody cannot enter it */
+	base_spec(&s, "/bin/pwd", argv);
+	s.cwd = dir;
+	r = run_capture(&s, out, sizeof(out), &status, err, sizeof(err));
+	assert_int_equal(chmod(dir, 0755), 0);
+	if (r == 0)
+		rmdir(dir);
+	assert_int_equal(r, -EACCES);
+	snprintf(want, sizeof(want), "chdir %s: Permission denied", dir);
+	assert_string_equal(err, want);
+	assert_int_equal(waitpid(-1, NULL, WNOHANG), -1);   /* reaped */
+
+	r = run_capture(&s, out, sizeof(out), &status, err, sizeof(err));
+	snprintf(missing, sizeof(missing), "%s/missing", dir);
+	rmdir(dir);
+	assert_int_equal(r, 0);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	snprintf(want, sizeof(want), "%s\n", dir);
+	assert_string_equal(out, want);
+
+	s.cwd = missing;
+	assert_int_equal(run_capture(&s, out, sizeof(out), &status, err, sizeof(err)), -ENOENT);
+	snprintf(want, sizeof(want), "chdir %s: No such file or directory", missing);
+	assert_string_equal(err, want);
+}
+
+int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_resolve_user),
@@ -331,7 +454,12 @@ int main(void)
 		cmocka_unit_test(test_exec_fd),
 		cmocka_unit_test(test_fds),
 		cmocka_unit_test(test_cgroup_remove),
+		cmocka_unit_test(test_allow_inet),
+		cmocka_unit_test(test_seccomp_no_inet),
+		cmocka_unit_test(test_cwd),
 	};
 
+	if (argc == 2 && strcmp(argv[1], "--socket-probe") == 0)
+		return socket_probe();
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
