@@ -1606,18 +1606,18 @@ static int parse_signature(struct report *r, const char *text, size_t len, struc
 	signer.team[vlen] = '\0';
 	if (!ne_team_valid(signer.team))
 		return report(r, NE_BUNDLE_BAD_SIGNATURE, "netext.sig line 2: invalid team");
-	if (sig_header_line(r, &p, end, ++lineno, "key: ", B64_PUB_LEN, &v, &vlen) < 0)
+	if (sig_header_line(r, &p, end, ++lineno, "key: ", SIG_MAX, &v, &vlen) < 0)
 		return -1;
 	if (b64_decode_exact(v, vlen, signer.key, sizeof(signer.key)) < 0)
 		return report(r, NE_BUNDLE_BAD_SIGNATURE,
 			      "netext.sig line 3: the key is not the base64 of 32 bytes");
-	if (sig_header_line(r, &p, end, ++lineno, "manifest: ", HEX_LEN, &v, &vlen) < 0)
+	if (sig_header_line(r, &p, end, ++lineno, "manifest: ", SIG_MAX, &v, &vlen) < 0)
 		return -1;
 	if (vlen != HEX_LEN || !is_hex(v, vlen))
 		return report(r, NE_BUNDLE_BAD_SIGNATURE, "netext.sig line 4: expected a sha256 in hex");
 	while (next_line(&p, end, &line, &n)) {
 		lineno++;
-		if ((v = field(line, n, "signature: ", B64_SIG_LEN, &vlen))) {
+		if ((v = field(line, n, "signature: ", SIG_MAX, &vlen))) {
 			if (b64_decode_exact(v, vlen, b->signature, sizeof(b->signature)) < 0)
 				return report(r, NE_BUNDLE_BAD_SIGNATURE,
 					      "netext.sig line %u: the signature is not the base64 of 64 bytes",
