@@ -731,17 +731,27 @@ char *ne_manifest_canonical(const struct ne_manifest *m)
 
 /* ---- keys ---------------------------------------------------------------------- */
 
-/* Decodes exactly outlen bytes of padded standard base64 (n characters, no more, no less). */
+/* Decodes exactly outlen bytes (at most 64) of padded standard base64: n characters, no
+ * more, no less, in the one canonical spelling. The result is re-encoded and compared
+ * because libsodium 1.0.18's decoder accepts bytes 0x80-0xff as digits. */
 static int b64_decode_exact(const char *b64, size_t n, uint8_t *out, size_t outlen)
 {
+	char again[B64_SEC_LEN + 1];
 	const char *end = NULL;
 	size_t bin_len = 0;
 
-	if (n != sodium_base64_ENCODED_LEN(outlen, sodium_base64_VARIANT_ORIGINAL) - 1)
+	if (outlen > 64 || n != sodium_base64_ENCODED_LEN(outlen, sodium_base64_VARIANT_ORIGINAL) - 1)
 		return -EINVAL;
 	if (sodium_base642bin(out, outlen, b64, n, NULL, &bin_len, &end,
 			      sodium_base64_VARIANT_ORIGINAL) != 0 || end != b64 + n || bin_len != outlen)
 		return -EINVAL;
+	sodium_bin2base64(again, sizeof(again), out, outlen, sodium_base64_VARIANT_ORIGINAL);
+	if (memcmp(again, b64, n) != 0) {
+		sodium_memzero(again, sizeof(again));
+		sodium_memzero(out, outlen);
+		return -EINVAL;
+	}
+	sodium_memzero(again, sizeof(again));
 	return 0;
 }
 
