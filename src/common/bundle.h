@@ -104,10 +104,11 @@ void ne_pubkey_to_base64(const uint8_t key[32], char *buf, size_t size); /* size
  * one, its parsed (not yet verified) signature file. */
 struct ne_bundle {
 	struct ne_manifest manifest;
-	char *listing;              /* the signed text up to the signature line, recomputed */
+	char *listing;              /* the signed text up to the signature line, recomputed;
+				     * its key line is the signer's, "key: -" when unsigned */
 	char digest[65];            /* sha256 hex of listing */
-	uint64_t total_bytes;
-	unsigned n_entries;
+	uint64_t total_bytes;       /* of regular files, netext.sig not counted */
+	unsigned n_entries;         /* entries listed (files, directories, links) */
 	bool has_signature;         /* netext.sig present and well-formed */
 	struct ne_pubkey signer;    /* team and key named in netext.sig */
 	char *signed_listing;       /* netext.sig's text before "signature:" */
@@ -126,7 +127,8 @@ enum ne_bundle_error ne_bundle_load(int dirfd, uid_t reader_uid, struct ne_bundl
  * must not exist; created 0755), with the rules of ne_bundle_load applied while copying and
  * the store's modes (directories 0755, files 0644 or 0755, owned by the caller), fsyncs
  * every file and directory, then loads the copy into *ret. On failure the partial copy is
- * removed. */
+ * removed. An existing dst_name (left untouched) or a dst_name that is not a single valid
+ * name is NE_BUNDLE_SYSTEM. The copy is not verified: call ne_bundle_verify on *ret. */
 enum ne_bundle_error ne_bundle_copy(int src_dirfd, uid_t reader_uid, int dst_parent_fd,
 				    const char *dst_name, struct ne_bundle **ret, char *err,
 				    size_t errlen);
@@ -134,12 +136,15 @@ enum ne_bundle_error ne_bundle_copy(int src_dirfd, uid_t reader_uid, int dst_par
 /* Verifies a loaded bundle: it has a signature, the signed listing equals the recomputed one
  * (else names the first differing entry), the signature is valid for the signer key, the
  * signer's team is the manifest's team, and the signer key is one of trusted[] for that
- * team (else "team X is not trusted" / "key is not trusted for team X"). */
+ * team (else "team X is not trusted" / "key is not trusted for team X"). Every failure is
+ * NE_BUNDLE_BAD_SIGNATURE. Passing &b->signer as the only trusted key checks integrity and
+ * the signature without trust (netextctl verify without --key). */
 enum ne_bundle_error ne_bundle_verify(const struct ne_bundle *b, const struct ne_pubkey *trusted,
 				      size_t n_trusted, char *err, size_t errlen);
 
-/* Signs the bundle in dirfd with sk (whose team must be the manifest's), replacing
- * netext.sig atomically (write to a temporary file, fsync, rename). */
+/* Signs the bundle in dirfd with sk (whose team must be the manifest's, else
+ * NE_BUNDLE_BAD_SIGNATURE), replacing netext.sig atomically (write to a temporary file,
+ * fsync, rename), whatever the old netext.sig held. */
 enum ne_bundle_error ne_bundle_sign(int dirfd, const struct ne_seckey *sk, char *err,
 				    size_t errlen);
 
