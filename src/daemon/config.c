@@ -15,6 +15,7 @@ void daemon_options_defaults(struct daemon_options *o)
 {
 	memset(o, 0, sizeof(*o));
 	snprintf(o->state_dir, sizeof(o->state_dir), "/var/lib/netext");
+	snprintf(o->policy_dir, sizeof(o->policy_dir), "/etc/netext/policy.d");
 	snprintf(o->run_dir, sizeof(o->run_dir), "/run/netext");
 	snprintf(o->extension_user, sizeof(o->extension_user), "%s", NETEXT_EXTENSION_USER);
 	snprintf(o->admin_group, sizeof(o->admin_group), "netext-admin");
@@ -82,6 +83,8 @@ static int apply_key(struct daemon_options *o, const char *k, const char *v)
 		return parse_uint(v, 1, 1000, &o->restart_max);
 	if (!strcmp(k, "restart_window_s"))
 		return parse_uint(v, 1, 86400, &o->restart_window_s);
+	if (!strcmp(k, "policy_dir"))
+		return set_string(o->policy_dir, sizeof(o->policy_dir), v);
 	if (!strcmp(k, "developer_mode"))
 		return parse_bool(v, &o->developer);
 	return -ENOKEY;

@@ -30,6 +30,7 @@
 #include "util.h"
 
 #define CTL_MAX_CLIENTS 256
+#define CTL_MAX_FDS 4 /* fds received and not yet used by a request, per client */
 
 struct control {
 	struct daemon *d;
@@ -53,6 +54,8 @@ struct ctl_client {
 	size_t out_len, out_off;
 	unsigned refs;       /* the client and its pending requests */
 	bool closed;
+	int fds[CTL_MAX_FDS]; /* received with SCM_RIGHTS, oldest first */
+	unsigned n_fds;
 };
 
 struct ctl_req {
@@ -165,6 +168,28 @@ void ctl_req_reply(struct ctl_req *req, void *result)
 	req_send(req, json_pack("{s:b, s:o}", "ok", 1, "result", res));
 }
 
+void ctl_req_event(struct ctl_req *req, const char *event, void *data)
+{
+	json_t *msg = json_pack("{s:O?, s:s, s:o}", "id", req->id, "event", event, "data",
+				data ? (json_t *)data : json_object());
+	char *s;
+
+	if (!msg || req->answered || !req->client) {
+		json_decref(msg);
+		return;
+	}
+	s = json_dumps(msg, JSON_COMPACT);
+	json_decref(msg);
+	if (s)
+		client_write(req->client, s, strlen(s));
+	free(s);
+}
+
+bool ctl_req_waiting(const struct ctl_req *req)
+{
+	return req && !req->answered && req->client && !req->client->closed;
+}
+
 void ctl_req_error(struct ctl_req *req, const char *code, const char *fmt, ...)
 {
 	char msg[512];
@@ -218,6 +243,40 @@ static int param_name(struct ctl_req *req, json_t *params, const char *key, cons
 	return 0;
 }
 
+static int param_bool(struct ctl_req *req, json_t *params, const char *key, bool *ret)
+{
+	json_t *v = json_object_get(params, key);
+
+	if (!v) {
+		*ret = false;
+		return 0;
+	}
+	if (!json_is_boolean(v)) {
+		ctl_req_error(req, "invalid-params", "parameter '%s' must be true or false", key);
+		return -EINVAL;
+	}
+	*ret = json_is_true(v);
+	return 0;
+}
+
+/* The oldest fd the client sent and no request has used yet, or -1. */
+static int client_take_fd(struct ctl_client *cl)
+{
+	int fd;
+
+	if (!cl->n_fds)
+		return -1;
+	fd = cl->fds[0];
+	memmove(cl->fds, cl->fds + 1, --cl->n_fds * sizeof(int));
+	return fd;
+}
+
+static void client_close_fds(struct ctl_client *cl)
+{
+	while (cl->n_fds)
+		close(cl->fds[--cl->n_fds]);
+}
+
 /* ---- methods --------------------------------------------------------------------- */
 
 static void m_status(struct control *c, struct ctl_req *req, json_t *params)
@@ -238,7 +297,8 @@ static void m_status(struct control *c, struct ctl_req *req, json_t *params)
 
 static void m_extension_list(struct control *c, struct ctl_req *req, json_t *params)
 {
-	ctl_req_reply(req, json_pack("{s:o}", "extensions", (json_t *)ext_list_json(c->d)));
+	ctl_req_reply(req, json_pack("{s:o, s:o}", "extensions", (json_t *)ext_list_json(c->d),
+				     "requests", (json_t *)sysext_requests_json(c->d)));
 	(void)params;
 }
 
@@ -328,6 +388,101 @@ static void m_extension_restart(struct control *c, struct ctl_req *req, json_t *
 			      ext_identifier(e));
 	else
 		ctl_req_reply(req, NULL);
+}
+
+static void m_extension_activate(struct control *c, struct ctl_req *req, json_t *params)
+{
+	struct ctl_client *cl = req->client;
+	const char *source, *replace;
+	_cleanup_close_ int fd = -1;
+	bool wait;
+
+	if (param_str(req, params, "source", false, PATH_MAX - 1, &source) < 0 ||
+	    param_str(req, params, "replace", false, 16, &replace) < 0 ||
+	    param_bool(req, params, "wait", &wait) < 0)
+		return;
+	if (replace && strcmp(replace, "ask") && strcmp(replace, "replace") && strcmp(replace, "cancel")) {
+		ctl_req_error(req, "invalid-params", "replace must be \"ask\", \"replace\" or \"cancel\"");
+		return;
+	}
+	fd = client_take_fd(cl);
+	if (fd < 0) {
+		ctl_req_error(req, "invalid-params",
+			      "send the bundle directory as an fd (SCM_RIGHTS) with the request line; "
+			      "netextctl activate and ne_sysext_activate() do");
+		return;
+	}
+	sysext_activate(c->d, req, fd, source ? source : "(bundle)", replace ? replace : "ask", wait,
+			&cl->cred, cl->admin);
+}
+
+static void m_extension_decide(struct control *c, struct ctl_req *req, json_t *params)
+{
+	json_t *id = json_object_get(params, "request");
+	const char *action;
+
+	if (!json_is_integer(id) || json_integer_value(id) <= 0) {
+		ctl_req_error(req, "invalid-params", "'request' must be the positive id of a request");
+		return;
+	}
+	if (param_str(req, params, "action", true, 16, &action) < 0)
+		return;
+	if (strcmp(action, "replace") && strcmp(action, "cancel")) {
+		ctl_req_error(req, "invalid-params", "action must be \"replace\" or \"cancel\"");
+		return;
+	}
+	sysext_decide(c->d, req, (uint64_t)json_integer_value(id), !strcmp(action, "replace"),
+		      &req->client->cred, req->client->admin);
+}
+
+static void m_extension_approve(struct control *c, struct ctl_req *req, json_t *params)
+{
+	const char *id;
+	bool wait;
+
+	if (param_name(req, params, "identifier", &id) == 0 && param_bool(req, params, "wait", &wait) == 0)
+		sysext_approve(c->d, req, id, wait);
+}
+
+static void m_extension_reject(struct control *c, struct ctl_req *req, json_t *params)
+{
+	const char *id;
+
+	if (param_name(req, params, "identifier", &id) == 0)
+		sysext_reject(c->d, req, id);
+}
+
+static void m_extension_deactivate(struct control *c, struct ctl_req *req, json_t *params)
+{
+	const char *id;
+	bool wait;
+
+	if (param_name(req, params, "identifier", &id) == 0 && param_bool(req, params, "wait", &wait) == 0)
+		sysext_deactivate(c->d, req, id, wait, req->client->admin);
+}
+
+static void m_extension_properties(struct control *c, struct ctl_req *req, json_t *params)
+{
+	const char *id;
+
+	if (param_name(req, params, "identifier", &id) == 0)
+		sysext_properties(c->d, req, id);
+}
+
+static void m_extension_reset(struct control *c, struct ctl_req *req, json_t *params)
+{
+	if (!req->client->admin) {
+		ctl_req_error(req, "authorization-required", "reset needs root or membership in group %s",
+			      c->d->opt.admin_group);
+		return;
+	}
+	if (!c->d->opt.developer) {
+		ctl_req_error(req, "forbidden", "reset removes every extension; it needs developer mode "
+			      "(netextd --developer, or developer_mode = yes)");
+		return;
+	}
+	sysext_reset(c->d, req);
+	(void)params;
 }
 
 static int config_json_cb(const struct store_config *sc, void *userdata)
@@ -546,6 +701,13 @@ static const struct method methods[] = {
 	{ "extension.register", true, m_extension_register },
 	{ "extension.unregister", true, m_extension_unregister },
 	{ "extension.restart", true, m_extension_restart },
+	{ "extension.activate", false, m_extension_activate },
+	{ "extension.decide", false, m_extension_decide },
+	{ "extension.approve", true, m_extension_approve },
+	{ "extension.reject", true, m_extension_reject },
+	{ "extension.deactivate", false, m_extension_deactivate },
+	{ "extension.properties", false, m_extension_properties },
+	{ "extension.reset", false, m_extension_reset },
 	{ "config.list", false, m_config_list },
 	{ "config.add", true, m_config_add },
 	{ "config.remove", true, m_config_remove },
@@ -627,6 +789,41 @@ static void client_consume(struct ctl_client *cl)
 	cl->in_len -= start;
 }
 
+/* recv plus the fds that came with the bytes (SCM_RIGHTS). Fds past CTL_MAX_FDS are closed. */
+static ssize_t client_recv(struct ctl_client *cl)
+{
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int) * CTL_MAX_FDS)];
+	} ctrl;
+	struct iovec iov = { cl->in + cl->in_len, CTL_REQUEST_MAX - cl->in_len };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &ctrl,
+			     .msg_controllen = sizeof(ctrl) };
+	struct cmsghdr *cm;
+	ssize_t n;
+
+	n = recvmsg(cl->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	if (n < 0)
+		return n;
+	for (cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
+		size_t i, k;
+
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+			continue;
+		k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (i = 0; i < k; i++) {
+			int fd;
+
+			memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+			if (cl->n_fds < CTL_MAX_FDS)
+				cl->fds[cl->n_fds++] = fd;
+			else
+				close(fd);
+		}
+	}
+	return n;
+}
+
 static int client_on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
 	struct ctl_client *cl = userdata;
@@ -636,12 +833,16 @@ static int client_on_io(sd_event_source *s, int fd, uint32_t revents, void *user
 	if (revents & EPOLLOUT)
 		client_flush(cl);
 	if (!cl->closed && (revents & (EPOLLIN | EPOLLHUP | EPOLLERR))) {
-		n = recv(fd, cl->in + cl->in_len, CTL_REQUEST_MAX - cl->in_len, MSG_DONTWAIT);
+		n = client_recv(cl);
 		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
 			client_close(cl);
 		} else if (n > 0) {
 			cl->in_len += (size_t)n;
 			client_consume(cl);
+			/* An fd belongs to the request line it came with: once no partial line
+			 * is buffered, fds that no request took are stale. */
+			if (!cl->closed && cl->in_len == 0)
+				client_close_fds(cl);
 			if (!cl->closed && cl->in_len == CTL_REQUEST_MAX) {
 				struct ctl_req tmp = { .client = cl, .refs = 1 };
 
@@ -663,6 +864,7 @@ static void client_close(struct ctl_client *cl)
 	if (cl->closed)
 		return;
 	cl->closed = true;
+	client_close_fds(cl);
 	sd_event_source_disable_unref(cl->src);
 	cl->src = NULL;
 	ne_closep(&cl->fd);

@@ -6,7 +6,12 @@
  *     {"id": 1, "ok": false, "error": {"code": "not-found", "message": "..."}}
  * Error codes: invalid-request, request-too-large, unknown-method, invalid-params,
  * permission-denied, forbidden, not-found, exists, busy, not-running, unsupported, failed,
- * timeout, internal. */
+ * timeout, internal; and the lifecycle's typed errors (docs/lifecycle.md):
+ * extension-not-found, missing-identifier, duplicate-identifier, unknown-provider-type,
+ * signature-invalid, validation-failed, forbidden-by-policy, request-cancelled,
+ * request-superseded, authorization-required.
+ * Lifecycle methods called with "wait": true may send event lines before their reply:
+ *     {"id": 1, "event": "needs-approval", "data": {...}} */
 #pragma once
 
 #include <stddef.h>

@@ -14,6 +14,8 @@ struct dp_nft;
 struct control;
 struct ctl_req;
 struct ext;
+struct store_extension;
+struct ucred;
 
 struct daemon_options {
 	char state_dir[PATH_MAX];
@@ -22,6 +24,7 @@ struct daemon_options {
 	char cgroup[PATH_MAX];         /* relative to the cgroup2 mount; "" = below our own */
 	char extension_user[64];       /* default user extensions run as */
 	char admin_group[64];          /* members may change the system, like root */
+	char policy_dir[PATH_MAX];     /* managed policy drop-ins (docs/lifecycle.md) */
 	unsigned heartbeat_ms;         /* ping interval */
 	unsigned heartbeat_timeout_ms; /* no pong for this long: hung */
 	unsigned start_timeout_ms;     /* handshake and provider start deadline */
@@ -29,7 +32,7 @@ struct daemon_options {
 	unsigned message_timeout_ms;   /* app message reply deadline */
 	unsigned restart_max;          /* crashes in restart_window_s that mark an extension failed */
 	unsigned restart_window_s;
-	bool developer;                /* allow registering unsigned extensions by path */
+	bool developer;                /* allow unsigned bundles and registering executables by path */
 	bool no_datapath;              /* do not touch nftables (control-only instance) */
 	int verbose;
 };
@@ -47,6 +50,10 @@ struct daemon {
 	uint64_t started_usec;
 	bool shutting_down;
 	gid_t admin_gid;               /* (gid_t)-1 when the admin group does not exist */
+	int bundles_fd;                /* <state_dir>/bundles, the protected bundle store */
+	char bundles_dir[PATH_MAX];
+	struct ne_list ops;            /* struct sysext_op: lifecycle requests in progress */
+	uint64_t next_op_id;
 };
 
 /* config.c */
@@ -63,6 +70,18 @@ int ext_restart(struct ext *e);
 void ext_shutdown_all(struct daemon *d);
 bool ext_all_exited(const struct daemon *d);
 const char *ext_identifier(const struct ext *e);
+/* A new supervised extension for an installed store row; spawned when enabled. */
+int ext_install(struct daemon *d, const struct store_extension *se, struct ext **ret);
+/* Switches e to se (a new version of the same identifier): the running providers stop with
+ * the app-update reason, then se's executable starts and the enabled configurations start
+ * in it. sysext_on_replaced() runs once it has been spawned. Returns 1 when that waits for
+ * the old process to stop, 0 when it happened at once. */
+int ext_replace(struct ext *e, const struct store_extension *se);
+/* Stops e for good (configuration-removed) and frees it; sysext_on_deactivated() runs once
+ * the process is gone. Returns 1 when that waits for the process, 0 when done at once. */
+int ext_deactivate(struct ext *e);
+/* "enabled", "replacing" or "deactivating". */
+const char *ext_lifecycle(const struct ext *e);
 
 /* Providers (one per started configuration) live in their extension. */
 int ext_config_start(struct daemon *d, const char *config, struct ctl_req *req);
@@ -83,7 +102,29 @@ void ctl_req_reply(struct ctl_req *req, void *result);
 void ctl_req_error(struct ctl_req *req, const char *code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void ctl_req_unref(struct ctl_req *req);
+/* Sends an event line for a request that is not answered yet (data: json_t *, consumed). */
+void ctl_req_event(struct ctl_req *req, const char *event, void *data);
+/* False once the request's client has disconnected (or the request was answered). */
+bool ctl_req_waiting(const struct ctl_req *req);
 struct ctl_req *ctl_req_ref(struct ctl_req *req);
+
+/* sysext.c: activation, approval, replacement, deactivation (docs/lifecycle.md) */
+int sysext_init(struct daemon *d);     /* before ext_load_all: store GC, unfinished removals */
+void sysext_start(struct daemon *d);   /* after ext_load_all: requests that policy approves */
+void sysext_fini(struct daemon *d);
+void sysext_activate(struct daemon *d, struct ctl_req *req, int bundle_fd, const char *source,
+		     const char *replace, bool wait, const struct ucred *cred, bool admin);
+void sysext_decide(struct daemon *d, struct ctl_req *req, uint64_t op_id, bool replace,
+		   const struct ucred *cred, bool admin);
+void sysext_approve(struct daemon *d, struct ctl_req *req, const char *identifier, bool wait);
+void sysext_reject(struct daemon *d, struct ctl_req *req, const char *identifier);
+void sysext_deactivate(struct daemon *d, struct ctl_req *req, const char *identifier, bool wait,
+		       bool admin);
+void sysext_properties(struct daemon *d, struct ctl_req *req, const char *identifier);
+void sysext_reset(struct daemon *d, struct ctl_req *req);
+void *sysext_requests_json(struct daemon *d); /* json_t array of waiting requests */
+void sysext_on_replaced(struct daemon *d, const char *identifier);
+void sysext_on_deactivated(struct daemon *d, const char *identifier);
 
 /* main.c */
 void daemon_maybe_exit(struct daemon *d);

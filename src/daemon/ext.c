@@ -25,6 +25,7 @@
 
 #include <netext/netext.h>
 
+#include "bundle.h"
 #include "cgroup.h"
 #include "daemon.h"
 #include "log.h"
@@ -92,6 +93,9 @@ struct ext {
 	gid_t gid;
 	enum ext_state state;
 	bool removing;            /* free once the process is gone */
+	bool deactivating;        /* removing for sysext: tell it when gone */
+	struct store_bundle b;    /* the installed bundle; b.dir "" for developer registrations */
+	struct store_extension *next; /* replacing: what starts once the old process is gone */
 
 	pid_t pid;
 	int pidfd, fd, errfd;
@@ -127,6 +131,7 @@ static void ext_spawn(struct ext *e);
 static void ext_fault(struct ext *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void ext_start_enabled_configs(struct ext *e);
 static void ext_arm_timer(struct ext *e, unsigned ms);
+static int ext_apply(struct ext *e, const struct store_extension *se);
 
 const char *ext_identifier(const struct ext *e)
 {
@@ -840,10 +845,44 @@ static void ext_teardown(struct ext *e)
 
 static void ext_free(struct ext *e)
 {
+	free(e->next);
+	e->next = NULL;
 	sd_event_source_disable_unref(e->timer);
 	sd_event_source_disable_unref(e->ping_timer);
 	ne_list_remove(&e->link);
 	free(e);
+}
+
+/* Frees a removed extension; tells sysext when it asked for the removal. */
+static void ext_removed(struct ext *e)
+{
+	struct daemon *d = e->d;
+	char id[sizeof(e->id)];
+	bool tell = e->deactivating;
+
+	ne_strscpy(id, e->id, sizeof(id));
+	log_info("extension %s: removed", id);
+	ext_free(e);
+	if (tell)
+		sysext_on_deactivated(d, id);
+}
+
+/* The old version of a replaced extension is gone: start the new one. */
+static void ext_switch(struct ext *e)
+{
+	struct store_extension *se = e->next;
+
+	e->next = NULL;
+	e->n_crashes = 0;
+	e->backoff_ms = 0;
+	e->state = EXT_STOPPED;
+	if (ext_apply(e, se) < 0)
+		e->state = EXT_FAILED;
+	log_info("extension %s: now version %u (%s)", e->id, se->b.version, se->b.short_version);
+	free(se);
+	if (e->state == EXT_STOPPED && !e->d->shutting_down)
+		ext_spawn(e);
+	sysext_on_replaced(e->d, e->id);
 }
 
 static void ext_after_exit(struct ext *e, const char *status, bool expected)
@@ -851,8 +890,11 @@ static void ext_after_exit(struct ext *e, const char *status, bool expected)
 	unsigned delay;
 
 	if (e->removing) {
-		log_info("extension %s: removed", e->id);
-		ext_free(e);
+		ext_removed(e);
+		return;
+	}
+	if (e->next) {
+		ext_switch(e);
 		return;
 	}
 	if (expected) {
@@ -899,7 +941,8 @@ static int ext_on_child(sd_event_source *s, const siginfo_t *si, void *userdata)
 	return 0;
 }
 
-static size_t build_env(char **env, size_t max, char *store, size_t store_size, const char *id)
+static size_t build_env(char **env, size_t max, char *store, size_t store_size, const char *id,
+			const char *bundle)
 {
 	static const char *const pass[] = { "ASAN_OPTIONS", "UBSAN_OPTIONS", "TZ", "LANG" };
 	size_t n = 0, off = 0, i;
@@ -916,6 +959,8 @@ static size_t build_env(char **env, size_t max, char *store, size_t store_size, 
 
 	ENV_ADD("NETEXT_FD=%d", NE_EXTENSION_FD);
 	ENV_ADD("NETEXT_IDENTIFIER=%s", id);
+	if (bundle)
+		ENV_ADD("NETEXT_BUNDLE=%s", bundle);
 	ENV_ADD("PATH=/usr/local/bin:/usr/bin:/bin");
 	for (i = 0; i < NE_ARRAY_SIZE(pass); i++) {
 		const char *v = getenv(pass[i]);
@@ -971,14 +1016,17 @@ static int open_executable(const char *path, int *ret_fd)
 static int ext_do_spawn(struct ext *e, char *err, size_t errlen)
 {
 	struct daemon *d = e->d;
-	char envstore[4096], *env[16];
+	char envstore[8192], *env[16], bundle[PATH_MAX];
 	char *argv[] = { e->executable, NULL };
 	_cleanup_close_ int procs = -1, exec_fd = -1;
 	int sv[2] = { -1, -1 }, ep[2] = { -1, -1 };
 	struct sandbox_spec spec = { 0 };
 	int r;
 
-	build_env(env, NE_ARRAY_SIZE(env), envstore, sizeof(envstore), e->id);
+	if (e->b.dir[0])
+		snprintf(bundle, sizeof(bundle), "%s/%s", d->bundles_dir, e->b.dir);
+	build_env(env, NE_ARRAY_SIZE(env), envstore, sizeof(envstore), e->id,
+		  e->b.dir[0] ? bundle : NULL);
 	r = open_executable(e->executable, &exec_fd);
 	if (r < 0) {
 		snprintf(err, errlen, "cannot open %s: %s", e->executable, strerror(-r));
@@ -1009,10 +1057,12 @@ static int ext_do_spawn(struct ext *e, char *err, size_t errlen)
 	spec.stderr_fd = ep[1];
 	spec.cgroup_procs_fd = procs;
 	spec.seccomp = true;
-	/* Developer-registered extensions keep today's network access; bundles will pass
-	 * their manifest's "network" permission (NE_PERM_NETWORK) here. */
-	spec.allow_inet = true;
 	spec.exec_fd = exec_fd;
+	/* Bundles get Internet sockets only when their manifest asks for "network";
+	 * developer registrations (no manifest) keep them. Bundled extensions run in their
+	 * bundle directory. */
+	spec.allow_inet = !e->b.dir[0] || (e->b.permissions & NE_PERM_NETWORK);
+	spec.cwd = e->b.dir[0] ? bundle : NULL;
 	r = sandbox_spawn(&spec, &e->pid, &e->pidfd, err, errlen);
 	ne_closep(&sv[1]);
 	ne_closep(&ep[1]);
@@ -1058,6 +1108,25 @@ static void ext_spawn(struct ext *e)
 	ext_arm_timer(e, e->d->opt.start_timeout_ms);
 }
 
+/* Takes the executable, user and bundle of se; a user that cannot run extensions leaves e
+ * unusable (-EPERM / -ENOENT), with the reason in last_exit. */
+static int ext_apply(struct ext *e, const struct store_extension *se)
+{
+	int r;
+
+	ne_strscpy(e->executable, se->executable, sizeof(e->executable));
+	ne_strscpy(e->user, se->user, sizeof(e->user));
+	e->b = se->b;
+	r = sandbox_resolve_user(e->user, &e->uid, &e->gid);
+	if (r < 0) {
+		log_warnx("extension %s: user '%s' cannot run extensions: %s", e->id, e->user,
+			  strerror(-r));
+		snprintf(e->last_exit, sizeof(e->last_exit), "user '%s' is unusable: %s", e->user,
+			 strerror(-r));
+	}
+	return r;
+}
+
 static int ext_new(struct daemon *d, const struct store_extension *se, struct ext **ret)
 {
 	struct ext *e;
@@ -1069,20 +1138,12 @@ static int ext_new(struct daemon *d, const struct store_extension *se, struct ex
 	e->d = d;
 	e->fd = e->pidfd = e->errfd = -1;
 	ne_strscpy(e->id, se->identifier, sizeof(e->id));
-	ne_strscpy(e->executable, se->executable, sizeof(e->executable));
-	ne_strscpy(e->user, se->user, sizeof(e->user));
 	snprintf(e->cgroup, sizeof(e->cgroup), "%s/ext-%s", d->cgroup_base, e->id);
 	e->log_tokens = EXT_LOG_BURST;
 	e->log_refill_usec = ne_now_usec();
 	ne_list_init(&e->providers);
 	ne_list_init(&e->pending);
-	r = sandbox_resolve_user(e->user, &e->uid, &e->gid);
-	if (r < 0) {
-		log_warnx("extension %s: user '%s' cannot run extensions: %s", e->id, e->user,
-			  strerror(-r));
-		snprintf(e->last_exit, sizeof(e->last_exit), "user '%s' is unusable: %s", e->user,
-			 strerror(-r));
-	}
+	r = ext_apply(e, se);
 	if (sd_event_add_time_relative(d->event, &e->timer, CLOCK_MONOTONIC, UINT64_MAX / 2, 0,
 				       ext_on_timer, e) < 0 ||
 	    sd_event_add_time_relative(d->event, &e->ping_timer, CLOCK_MONOTONIC,
@@ -1142,6 +1203,73 @@ int ext_add(struct daemon *d, const char *identifier, const char *executable, co
 	return 0;
 }
 
+int ext_install(struct daemon *d, const struct store_extension *se, struct ext **ret)
+{
+	struct ext *e;
+	int r;
+
+	r = ext_new(d, se, &e);
+	if (r < 0)
+		return r;
+	if (e->state == EXT_STOPPED && se->enabled)
+		ext_spawn(e);
+	if (ret)
+		*ret = e;
+	return 0;
+}
+
+static void ext_stop_process(struct ext *e, ne_stop_reason reason);
+
+int ext_replace(struct ext *e, const struct store_extension *se)
+{
+	struct store_extension *copy;
+
+	if (e->pid <= 0) {
+		sd_event_source_set_enabled(e->timer, SD_EVENT_OFF);
+		e->state = EXT_STOPPED;
+		e->n_crashes = 0;
+		e->backoff_ms = 0;
+		if (ext_apply(e, se) < 0)
+			e->state = EXT_FAILED;
+		else if (se->enabled)
+			ext_spawn(e);
+		return 0;
+	}
+	copy = malloc(sizeof(*copy));
+	if (!copy)
+		return -ENOMEM;
+	*copy = *se;
+	free(e->next);
+	e->next = copy;
+	log_info("extension %s: replacing version %u with %u: stopping providers (app-update)",
+		 e->id, e->b.version, se->b.version);
+	ext_stop_process(e, NE_STOP_REASON_APP_UPDATE);
+	/* A process that never got to the handshake is killed; either way the exit
+	 * handler starts the new version. */
+	return 1;
+}
+
+int ext_deactivate(struct ext *e)
+{
+	e->removing = true;
+	free(e->next);
+	e->next = NULL;
+	if (e->pid <= 0) {
+		ext_teardown(e);
+		ext_free(e);
+		return 0;
+	}
+	e->deactivating = true;
+	log_info("extension %s: deactivating: stopping providers", e->id);
+	ext_stop_process(e, NE_STOP_REASON_CONFIGURATION_REMOVED);
+	return 1;
+}
+
+const char *ext_lifecycle(const struct ext *e)
+{
+	return e->next ? "replacing" : e->removing ? "deactivating" : "enabled";
+}
+
 /* Stops every provider with reason, then closes the channel; the process exits. */
 static void ext_stop_process(struct ext *e, ne_stop_reason reason)
 {
@@ -1150,7 +1278,7 @@ static void ext_stop_process(struct ext *e, ne_stop_reason reason)
 	if (e->pid <= 0) {
 		if (e->removing) {
 			ext_teardown(e);
-			ext_free(e);
+			ext_removed(e);
 		} else {
 			e->state = EXT_STOPPED;
 			sd_event_source_set_enabled(e->timer, SD_EVENT_OFF);
@@ -1354,14 +1482,19 @@ static json_t *ext_json(const struct ext *e)
 		json_array_append_new(provs, prov_json(ne_container_of(pos, struct provider, link)));
 	for (i = 0; i < e->n_offered; i++)
 		json_array_append_new(offered, json_string(ne_provider_type_name(e->offered[i])));
-	return json_pack("{s:s, s:s, s:s, s:i, s:i, s:s, s:i, s:I, s:i, s:i, s:s, s:s, s:o, s:o}",
+	return json_pack("{s:s, s:s, s:s, s:i, s:i, s:s, s:i, s:I, s:i, s:i, s:s, s:s, s:o, s:o,"
+			 " s:s, s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:s}",
 			 "identifier", e->id, "executable", e->executable, "user", e->user,
 			 "uid", (int)e->uid, "gid", (int)e->gid, "state", ext_state_names[e->state],
 			 "pid", (int)e->pid, "uptime_ms",
 			 (json_int_t)(e->pid > 0 ? (ne_now_usec() - e->started_usec) / 1000 : 0),
 			 "restarts", (int)e->restarts, "faults", (int)e->faults,
 			 "last_exit", e->last_exit, "cgroup", e->cgroup, "offers", offered,
-			 "providers", provs);
+			 "providers", provs, "lifecycle", ext_lifecycle(e), "team", e->b.team,
+			 "version", (json_int_t)e->b.version, "short_version", e->b.short_version,
+			 "declared_providers", e->b.providers, "permissions",
+			 e->b.dir[0] ? ((e->b.permissions & NE_PERM_NETWORK) ? "network" : "") : "network",
+			 "description", e->b.description, "digest", e->b.digest, "bundle", e->b.dir);
 }
 
 void *ext_list_json(struct daemon *d)

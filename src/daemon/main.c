@@ -39,14 +39,15 @@ static void usage(FILE *f)
 		"  --config FILE     configuration file (see netextd(8))\n"
 		"  --cgroup PATH     cgroup for extensions, relative to the cgroup2 mount\n"
 		"                    (default: below netextd's own cgroup)\n"
-		"  --developer       allow registering unsigned extensions by path\n"
+		"  --policy-dir DIR  managed policy drop-ins, default /etc/netext/policy.d\n"
+		"  --developer       accept unsigned bundles and executables registered by path\n"
 		"  --no-datapath     do not create the nftables table (control-plane only)\n"
 		"  -v, --verbose     debug logging\n"
 		"  --version         print the version\n"
 		"  -h, --help        this help\n");
 }
 
-enum { OPT_STATE = 256, OPT_RUN, OPT_CONFIG, OPT_CGROUP, OPT_DEV, OPT_NODP, OPT_VERSION };
+enum { OPT_STATE = 256, OPT_RUN, OPT_CONFIG, OPT_CGROUP, OPT_DEV, OPT_NODP, OPT_VERSION, OPT_POLICY };
 
 static const struct option long_opts[] = {
 	{ "state-dir", required_argument, NULL, OPT_STATE },
@@ -54,6 +55,7 @@ static const struct option long_opts[] = {
 	{ "config", required_argument, NULL, OPT_CONFIG },
 	{ "cgroup", required_argument, NULL, OPT_CGROUP },
 	{ "developer", no_argument, NULL, OPT_DEV },
+	{ "policy-dir", required_argument, NULL, OPT_POLICY },
 	{ "no-datapath", no_argument, NULL, OPT_NODP },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "version", no_argument, NULL, OPT_VERSION },
@@ -79,6 +81,7 @@ static int parse_args(int argc, char **argv, struct daemon_options *o)
 		case OPT_CONFIG: break;
 		case OPT_CGROUP: ne_strscpy(o->cgroup, optarg, sizeof(o->cgroup)); break;
 		case OPT_DEV: o->developer = true; break;
+		case OPT_POLICY: ne_strscpy(o->policy_dir, optarg, sizeof(o->policy_dir)); break;
 		case OPT_NODP: o->no_datapath = true; break;
 		case 'v': o->verbose++; break;
 		case OPT_VERSION: printf("netextd %s\n", NE_VERSION_STRING); exit(0);
@@ -199,7 +202,8 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
 	struct daemon *d = userdata;
 
 	if (si->ssi_signo == SIGHUP) {
-		log_info("SIGHUP: nothing to reload; configurations are changed through netextctl");
+		log_info("SIGHUP: checking waiting requests against the managed policy");
+		sysext_start(d);
 		return 0;
 	}
 	if (d->shutting_down) {
@@ -246,6 +250,7 @@ static void final_cleanup(struct daemon *d)
 {
 	control_close(d->control);
 	d->control = NULL;
+	sysext_fini(d);
 	if (d->cgroup_mount[0] && d->cgroup_base[0])
 		cgroup_remove(d->cgroup_mount, d->cgroup_base);
 	teardown_datapath(d);
@@ -281,10 +286,16 @@ static int run(struct daemon *d)
 			goto fail;
 		}
 	}
+	r = sysext_init(d);
+	if (r < 0) {
+		log_warnx("cannot set up the bundle store in %s: %s", d->opt.state_dir, strerror(-r));
+		goto fail;
+	}
 	r = control_open(d, &d->control);
 	if (r < 0)
 		goto fail;
 	ext_load_all(d);
+	sysext_start(d);
 	d->started_usec = ne_now_usec();
 	sd_notifyf(0, "READY=1\nSTATUS=running; control socket %s/netextd.sock", d->opt.run_dir);
 	log_info("netextd %s ready (state %s, run %s%s)", NE_VERSION_STRING, d->opt.state_dir,
@@ -304,6 +315,9 @@ int main(int argc, char **argv)
 {
 	static struct daemon d;
 
+	/* Files are private unless made otherwise on purpose (the database holds
+	 * configuration options; the bundle store sets its modes explicitly). */
+	umask(077);
 	log_init("netextd", 0);
 	daemon_options_defaults(&d.opt);
 	if (parse_args(argc, argv, &d.opt) < 0)
@@ -312,5 +326,7 @@ int main(int argc, char **argv)
 	if (geteuid() != 0)
 		fatalx("netextd must run as root: it manages nftables and starts extensions as other users");
 	ne_list_init(&d.exts);
+	ne_list_init(&d.ops);
+	d.bundles_fd = -1;
 	return run(&d);
 }

@@ -10,6 +10,7 @@
 #   daemon_kill9                              SIGKILL (the stale-state case)
 #   daemon_pid / ext_pid ID                   pids
 #   D_NS D_DIR D_SOCK D_LOG D_CGROUP          what the last daemon_start set
+#   D_DEVELOPER=0                             start without --developer (default 1)
 
 . "$(dirname "${BASH_SOURCE[0]}")/netns.sh"
 ns_init
@@ -53,7 +54,7 @@ restart_window_s = 30
 CONF
 	nsenter --net=/run/netns/"$D_NS" "$NETEXTD" --config "$D_DIR/netextd.conf" \
 		--state-dir "$D_DIR/state" --run-dir "$D_DIR/run" --cgroup "$D_CGROUP" \
-		--developer -v "$@" >>"$D_LOG" 2>&1 &
+		$([ "${D_DEVELOPER:-1}" = 1 ] && echo --developer) -v "$@" >>"$D_LOG" 2>&1 &
 	D_PID=$!
 	# The socket file may be a dead instance's: wait for an answer, not for the file.
 	WAIT_TRIES=200 WAIT_DELAY=0.05 wait_for ctl status || { cat "$D_LOG"; fail "netextd did not start"; }
