@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# netext demo: a private netextd in a network namespace of its own, an example extension
-# sandboxed as 'nobody', and the provider lifecycle: start, an app message round trip,
-# crash and restart, stop. Everything is removed on exit or Ctrl-C.
+# netext demo: a private netextd in a network namespace of its own; the example extension
+# packed as a signed bundle, activated, replaced by a new version and approved; sandboxed
+# as 'nobody'; the provider lifecycle: start, an app message round trip, crash and restart,
+# stop. Everything is removed on exit or Ctrl-C.
 # Usage: demo/demo.sh [BUILD_DIR]   (run as root; `make demo` does the build first)
 set -euo pipefail
 
@@ -61,8 +62,9 @@ extension_user = nobody
 heartbeat_interval_ms = 500
 heartbeat_timeout_ms = 3000
 CONF
+mkdir -p "$dir/policy.d" "$dir/keys"
 nsenter --net=/run/netns/"$ns" "$netextd" --config "$dir/netextd.conf" \
-	--state-dir "$dir/state" --run-dir "$dir/run" --cgroup "$cg" --developer \
+	--state-dir "$dir/state" --run-dir "$dir/run" --cgroup "$cg" --policy-dir "$dir/policy.d" \
 	> "$dir/netextd.log" 2>&1 &
 dpid=$!
 for _ in $(seq 100); do [ -S "$dir/run/netextd.sock" ] && break; sleep 0.05; done
@@ -70,8 +72,26 @@ netextctl status
 echo "-- its nftables table, inside the namespace only:"
 nsenter --net=/run/netns/"$ns" nft list table inet netext | head -4
 
-say "Register the example extension (developer mode: unsigned, by path)"
-netextctl dev register com.example.hello "$hello" --user nobody
+# bundle DIR VERSION SHORT: the hello example packed as a bundle (docs/lifecycle.md)
+bundle() {
+	mkdir -p "$1/bin"
+	cp "$hello" "$1/bin/netext-hello"
+	sed -e "s/^Version = .*/Version = $2/" -e "s/^ShortVersion = .*/ShortVersion = $3/" \
+		"$top/examples/hello/extension.conf" > "$1/extension.conf"
+	chmod -R a+rX "$1"
+}
+
+say "The vendor: a team key, the example packed as a bundle, signed"
+netextctl keygen --team EXAMPLE --output "$dir/keys/EXAMPLE.key"
+bundle "$dir/hello-1.netext" 1 1.0.0
+netextctl sign "$dir/hello-1.netext" --key "$dir/keys/EXAMPLE.key"
+netextctl verify "$dir/hello-1.netext"
+
+say "The administrator trusts the team with a policy drop-in, then activates the bundle"
+printf '[Team EXAMPLE]\nKey = %s\nApprove = no\n' "$(sed -n 's/^key: //p' "$dir/keys/EXAMPLE.key.pub")" \
+	> "$dir/policy.d/50-example.conf"
+cat "$dir/policy.d/50-example.conf"
+netextctl activate "$dir/hello-1.netext"
 wait_running
 netextctl list
 
@@ -97,6 +117,29 @@ echo "restarted as pid $(ext_pid) (was $old), seen running $(( (t1 - t0) / 10000
 for _ in $(seq 100); do ctl message demo ping >/dev/null 2>&1 && break; sleep 0.05; done
 netextctl message demo ping
 netextctl list
+
+say "Version 2 of the bundle: the old provider stops with 'app-update', the configuration carries over"
+bundle "$dir/hello-2.netext" 2 1.1.0
+ctl sign "$dir/hello-2.netext" --key "$dir/keys/EXAMPLE.key" >/dev/null
+old=$(ext_pid)
+netextctl activate --replace "$dir/hello-2.netext"
+wait_running "$old"
+for _ in $(seq 100); do ctl message demo ping >/dev/null 2>&1 && break; sleep 0.05; done
+netextctl message demo ping
+netextctl logs -n 40 | grep -E "app-update|now version" || true
+netextctl list
+
+say "Someone who is not an administrator asks for version 3: it waits for approval"
+bundle "$dir/hello-3.netext" 3 1.2.0
+ctl sign "$dir/hello-3.netext" --key "$dir/keys/EXAMPLE.key" >/dev/null
+echo "\$ setpriv --reuid=nobody ... netextctl activate $dir/hello-3.netext"
+setpriv --reuid=65534 --regid=65534 --clear-groups \
+	env NETEXT_SOCKET="$dir/run/netextd.sock" "$netextctl_bin" activate "$dir/hello-3.netext"
+netextctl list
+old=$(ext_pid)
+netextctl approve com.example.hello
+wait_running "$old"
+netextctl properties com.example.hello
 
 say "Stop the provider (its stop callback gets the reason)"
 netextctl stop demo
