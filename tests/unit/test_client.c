@@ -663,13 +663,17 @@ static void test_error_codes(void **state)
 
 /* --- connection loss and protocol errors -------------------------------------------- */
 
+/* Answers the activation with needs-approval, hangs up at the next request. */
 static void h_hang_up(struct fake *f, json_t *req, long long id, const char *method)
 {
 	json_t *data = props_json(3, "1.2.0");
 
 	json_object_set_new(data, "request", json_integer(5));
-	fake_event(f, id, "needs-approval", data);
-	f->hang_up = true;
+	if (!strcmp(method, "extension.activate"))
+		fake_event(f, id, "needs-approval", data);
+	else
+		json_decref(data);
+	f->hang_up = strcmp(method, "extension.activate") != 0;
 }
 
 static void test_connection_lost(void **state)
