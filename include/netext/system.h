@@ -143,6 +143,11 @@ NE_EXPORT int ne_sysext_reset(ne_client *c, const ne_sysext_delegate *d, void *u
 /* The identifier a request is about ("" for list/reset; for activation, known once the
  * daemon has read the manifest). */
 NE_EXPORT const char *ne_sysext_request_identifier(const ne_sysext_request *r);
+/* The extension a request is about, as the daemon last described it: identifier, version,
+ * short version and team (state ""; the flags 0). NULL until the daemon has said (for
+ * activation: once it has read the manifest). Valid until the request's final callback
+ * returns; the fields may change at the next callback. */
+NE_EXPORT const ne_sysext_properties *ne_sysext_request_properties(const ne_sysext_request *r);
 /* The daemon's id of a queued activation request (0 until known). */
 NE_EXPORT uint64_t ne_sysext_request_id(const ne_sysext_request *r);
 /* "extension-not-found", ...: the control protocol's code; "daemon-unreachable",

@@ -35,6 +35,8 @@
 #define BUF_INITIAL (64 * 1024)
 #define SEND_TIMEOUT_MS 5000
 #define IDENTIFIER_MAX 127
+#define SHORT_VERSION_MAX 63
+#define TEAM_MAX 32
 /* The first delegate table ever published: later headers may only append. */
 #define DELEGATE_MIN_SIZE \
 	(offsetof(ne_sysext_delegate, properties) + sizeof(((ne_sysext_delegate *)0)->properties))
@@ -60,6 +62,11 @@ struct ne_sysext_request {
 	ne_sysext_delegate d; /* the caller's table, zero-filled beyond its size */
 	void *userdata;
 	char identifier[IDENTIFIER_MAX + 1];
+	/* What the daemon last said about the extension (props points into these). */
+	bool has_props;
+	ne_sysext_properties props;
+	char short_version[SHORT_VERSION_MAX + 1];
+	char team[TEAM_MAX + 1];
 };
 
 struct ne_client {
@@ -181,16 +188,28 @@ static void request_unlink(ne_client *c, ne_sysext_request *r)
 		}
 }
 
-/* Records what the daemon tells about a request: its queue id and the identifier. */
+/* Records what the daemon tells about a request: its queue id, the identifier and, when
+ * given with it, the version. */
 static void request_note(ne_sysext_request *r, json_t *o)
 {
 	uint64_t id = juint(o, "request", UINT64_MAX);
 	const char *ident = jstr(o, "identifier", NULL);
+	uint32_t version = (uint32_t)juint(o, "version", UINT32_MAX);
 
 	if (id)
 		r->daemon_id = id;
-	if (ident && strlen(ident) <= IDENTIFIER_MAX)
-		strcpy(r->identifier, ident);
+	if (!ident || strlen(ident) > IDENTIFIER_MAX)
+		return;
+	strcpy(r->identifier, ident);
+	if (!version)
+		return;
+	snprintf(r->short_version, sizeof(r->short_version), "%s", jstr(o, "short_version", ""));
+	snprintf(r->team, sizeof(r->team), "%s", jstr(o, "team", ""));
+	r->props = (ne_sysext_properties){
+		.identifier = r->identifier, .version = version, .short_version = r->short_version,
+		.team = r->team, .state = "",
+	};
+	r->has_props = true;
 }
 
 /* The final callbacks: each unlinks r, calls the app, then frees r. */
@@ -813,6 +832,11 @@ int ne_sysext_reset(ne_client *c, const ne_sysext_delegate *d, void *userdata,
 const char *ne_sysext_request_identifier(const ne_sysext_request *r)
 {
 	return r ? r->identifier : "";
+}
+
+const ne_sysext_properties *ne_sysext_request_properties(const ne_sysext_request *r)
+{
+	return r && r->has_props ? &r->props : NULL;
 }
 
 uint64_t ne_sysext_request_id(const ne_sysext_request *r)

@@ -220,6 +220,8 @@ struct rec {
 	ne_sysext_result result;
 	ne_sysext_error error;
 	char message[256], detail[128], identifier[128];
+	uint32_t final_version;        /* ne_sysext_request_properties at finished */
+	char final_short[32], final_team[33];
 	uint64_t request_id;           /* ne_sysext_request_id at needs-approval / replace */
 	ne_sysext_replace_action answer;
 	uint32_t old_version, new_version;
@@ -271,6 +273,13 @@ static void r_finished(ne_sysext_request *r, ne_sysext_result result, void *user
 	x->finished++;
 	x->result = result;
 	snprintf(x->identifier, sizeof(x->identifier), "%s", ne_sysext_request_identifier(r));
+	if (ne_sysext_request_properties(r)) {
+		const ne_sysext_properties *p = ne_sysext_request_properties(r);
+
+		x->final_version = p->version;
+		snprintf(x->final_short, sizeof(x->final_short), "%s", p->short_version);
+		snprintf(x->final_team, sizeof(x->final_team), "%s", p->team);
+	}
 	if (x->relist)
 		assert_int_equal(ne_sysext_list(x->relist, &delegate, x->relist_rec, NULL), 0);
 }
@@ -375,7 +384,11 @@ static void test_activate_completed(void **state)
 	assert_non_null(r);
 	assert_string_equal(ne_sysext_request_identifier(r), "");
 	assert_int_equal(ne_sysext_request_id(r), 0);
+	assert_null(ne_sysext_request_properties(r));
 	finish(f, c);
+	assert_int_equal(x.final_version, 3);
+	assert_string_equal(x.final_short, "1.2.0");
+	assert_string_equal(x.final_team, "EXAMPLE123");
 	assert_int_equal(x.finished, 1);
 	assert_int_equal(x.failed + x.needs_approval + x.replace + x.will_complete_later, 0);
 	assert_int_equal(x.result, NE_SYSEXT_COMPLETED);
