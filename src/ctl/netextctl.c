@@ -553,7 +553,8 @@ enum replace_mode { REPLACE_ASK, REPLACE_YES, REPLACE_NO };
 
 struct sysext_run {
 	const char *done_verb;   /* "activated", "deactivated" */
-	bool wait;               /* stay until the change is complete */
+	bool wait;               /* stay while the request waits for approval */
+	bool leave_when_later;   /* leave at will-complete-later (deactivate without --wait) */
 	enum replace_mode replace;
 	bool done, cancelled_here;
 	int exit_code;
@@ -626,7 +627,7 @@ static void on_will_complete_later(ne_sysext_request *r, const char *detail, voi
 	struct sysext_run *x = userdata;
 
 	printf("will complete later: %s\n", *detail ? detail : "waiting for providers to stop");
-	if (!x->wait)
+	if (x->leave_when_later)
 		x->done = true; /* the daemon finishes the change on its own */
 	fflush(stdout);
 }
@@ -828,6 +829,7 @@ static int cmd_deactivate(int argc, char **argv)
 	id = sysext_args(argc, argv, OPT_WAIT, 1, &x, NULL, &code);
 	if (!id)
 		return code;
+	x.leave_when_later = !x.wait;
 	return sysext_run(ne_sysext_deactivate, id, &x);
 }
 
