@@ -10,6 +10,9 @@
  * The delegate's callbacks run inside ne_client_dispatch() / ne_client_wait(), on the
  * caller's thread. Every request ends with exactly one call of finished, failed or
  * properties; after it returns the request is freed. A client is for one thread.
+ * Callbacks may start new requests on the same client, but must not call
+ * ne_client_free() (not allowed: the dispatcher still uses the client) nor
+ * ne_client_dispatch() / ne_client_wait() (they return -EBUSY there).
  * States, results and errors are described in docs/lifecycle.md. */
 #ifndef NETEXT_SYSTEM_H
 #define NETEXT_SYSTEM_H
@@ -48,8 +51,9 @@ typedef enum ne_sysext_error {
 typedef enum ne_sysext_result {
 	NE_SYSEXT_COMPLETED = 0,
 	/* The change waits for something (running providers to stop): the detail says what.
-	 * The library keeps waiting and reports COMPLETED when it is done, so an app sees this
-	 * only through the will_complete_later callback. */
+	 * The library asks the daemon to wait and reports COMPLETED when it is done, so an app
+	 * normally sees this only through the will_complete_later callback. Only a daemon that
+	 * answered without waiting ends a request with it (after will_complete_later). */
 	NE_SYSEXT_WILL_COMPLETE_LATER = 1,
 } ne_sysext_result;
 
@@ -68,7 +72,10 @@ typedef struct ne_sysext_properties {
 	int enabled;
 	int awaiting_approval;
 	int uninstalling;
-	const char *state;         /* "awaiting-approval", "enabled", "replacing", "deactivating" */
+	/* The lifecycle state: "awaiting-approval", "enabled", "replacing", "deactivating"
+	 * (not the process's runtime state). The three flags follow from it unless the daemon
+	 * says otherwise. */
+	const char *state;
 } ne_sysext_properties;
 
 typedef struct ne_sysext_delegate {
@@ -83,9 +90,12 @@ typedef struct ne_sysext_delegate {
 	/* Optional, informational: the change waits (detail says for what); finished follows. */
 	void (*will_complete_later)(ne_sysext_request *r, const char *detail, void *userdata);
 	void (*finished)(ne_sysext_request *r, ne_sysext_result result, void *userdata);
+	/* message is the daemon's (never NULL); for NE_SYSEXT_ERROR_UNKNOWN it begins with the
+	 * daemon's error code ("busy: ..."). */
 	void (*failed)(ne_sysext_request *r, ne_sysext_error error, const char *message,
 		       void *userdata);
-	/* The answer to ne_sysext_get_properties() and ne_sysext_list(); n may be 0. */
+	/* The answer to ne_sysext_get_properties() and ne_sysext_list() (installed extensions
+	 * first, then the requests awaiting approval); n may be 0. */
 	void (*properties)(ne_sysext_request *r, const ne_sysext_properties *props, size_t n,
 			   void *userdata);
 } ne_sysext_delegate;
@@ -94,7 +104,7 @@ typedef struct ne_sysext_delegate {
  * -ENOENT / -ECONNREFUSED when no daemon listens. */
 NE_EXPORT int ne_client_new(const char *socket_path, ne_client **ret);
 /* Closes the connection; outstanding requests get no more callbacks (the daemon keeps any
- * that wait for approval). */
+ * that wait for approval). Never from inside a callback of this client. */
 NE_EXPORT void ne_client_free(ne_client *c);
 /* For the caller's own event loop: poll for POLLIN, then ne_client_dispatch(). */
 NE_EXPORT int ne_client_fd(const ne_client *c);
@@ -133,9 +143,15 @@ NE_EXPORT int ne_sysext_reset(ne_client *c, const ne_sysext_delegate *d, void *u
 /* The identifier a request is about ("" for list/reset; for activation, known once the
  * daemon has read the manifest). */
 NE_EXPORT const char *ne_sysext_request_identifier(const ne_sysext_request *r);
+/* The extension a request is about, as the daemon last described it: identifier, version,
+ * short version and team (state ""; the flags 0). NULL until the daemon has said (for
+ * activation: once it has read the manifest). Valid until the request's final callback
+ * returns; the fields may change at the next callback. */
+NE_EXPORT const ne_sysext_properties *ne_sysext_request_properties(const ne_sysext_request *r);
 /* The daemon's id of a queued activation request (0 until known). */
 NE_EXPORT uint64_t ne_sysext_request_id(const ne_sysext_request *r);
-/* "extension-not-found", ...: the control protocol's code. */
+/* "extension-not-found", ...: the control protocol's code; "daemon-unreachable",
+ * "permission-denied", "invalid-argument" for netext's own; "unknown" for anything else. */
 NE_EXPORT const char *ne_sysext_error_name(ne_sysext_error e);
 
 #ifdef __cplusplus

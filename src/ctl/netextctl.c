@@ -1,8 +1,11 @@
 /* netextctl: the administrator's tool. Speaks the control protocol (src/daemon/control.h)
  * to netextd: one JSON request line, one JSON reply line. Human tables by default, the
- * daemon's JSON with --json. Exit codes: see EXIT_* below and netextctl(8). */
+ * daemon's JSON with --json. System-extension requests that unfold over time (activate,
+ * deactivate, approve, reject, reset) go through libnetext's app side (<netext/system.h>),
+ * as any app's would. Exit codes: see ctl.h and netextctl(8). */
 #include <errno.h>
 #include <getopt.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -17,6 +20,7 @@
 #include <jansson.h>
 
 #include <netext/netext.h>
+#include <netext/system.h>
 
 #include "ctl.h"
 
@@ -30,7 +34,18 @@ static void usage(FILE *f)
 		"usage: netextctl [--socket PATH] [--json] COMMAND [ARGS]\n"
 		"\n"
 		"  status                         the daemon, its datapath and extensions\n"
-		"  list                           extensions and their processes\n"
+		"  list [-v]                      system extensions and waiting requests\n"
+		"                                 (-v: processes: pid, user, restarts, last exit)\n"
+		"  activate BUNDLE [--wait] [--replace|--no-replace]\n"
+		"                                 install or update the extension in BUNDLE\n"
+		"  deactivate ID [--wait]         stop and remove an extension\n"
+		"  approve ID | reject ID         decide on a request awaiting approval\n"
+		"  properties ID                  an extension's (and its request's) properties\n"
+		"  reset [--yes]                  remove every extension (developer mode only)\n"
+		"  keygen --team TEAM --output FILE [--force]\n"
+		"                                 make a signing key pair (FILE, FILE.pub)\n"
+		"  sign BUNDLE --key FILE         sign a bundle (writes BUNDLE/netext.sig)\n"
+		"  verify BUNDLE [--key FILE.pub]...   check a bundle and its signature\n"
 		"  configs                        configurations and their providers\n"
 		"  config add NAME --extension ID --provider TYPE [--fail-open|--fail-closed]\n"
 		"             [--option KEY=VALUE]...\n"
@@ -44,8 +59,8 @@ static void usage(FILE *f)
 		"  raw METHOD JSON-PARAMS         send any request (for scripts)\n"
 		"\n"
 		"The socket is $NETEXT_SOCKET, else /run/netext/netextd.sock.\n"
-		"Exit codes: 0 ok, 1 failed, 2 usage, 3 daemon unreachable, 4 permission denied,\n"
-		"5 not found.\n");
+		"Exit codes: 0 ok, 1 failed, 2 usage, 3 daemon unreachable, 4 permission denied\n"
+		"(or forbidden by policy, or authorization required), 5 not found.\n");
 }
 
 static int die_usage(const char *fmt, ...)
@@ -58,6 +73,13 @@ static int die_usage(const char *fmt, ...)
 	va_end(ap);
 	fputs("\n(netextctl --help for usage)\n", stderr);
 	return EXIT_USAGE;
+}
+
+static void print_unreachable(int err)
+{
+	fprintf(stderr, "netextctl: cannot reach netextd at %s: %s\n"
+			"Is netextd running? (systemctl status netextd, or --socket / NETEXT_SOCKET)\n",
+		sock_path, strerror(-err));
 }
 
 static int connect_daemon(void)
@@ -145,9 +167,7 @@ static json_t *call(const char *method, json_t *params, int *ret_exit)
 	json_decref(req);
 	fd = connect_daemon();
 	if (fd < 0) {
-		fprintf(stderr, "netextctl: cannot reach netextd at %s: %s\n"
-				"Is netextd running? (systemctl status netextd, or --socket / NETEXT_SOCKET)\n",
-			sock_path, strerror(-fd));
+		print_unreachable(fd);
 		*ret_exit = EXIT_UNREACHABLE;
 		free(line);
 		return NULL;
@@ -165,9 +185,10 @@ static json_t *call(const char *method, json_t *params, int *ret_exit)
 
 static int error_exit(const char *code)
 {
-	if (!strcmp(code, "permission-denied") || !strcmp(code, "forbidden"))
+	if (!strcmp(code, "permission-denied") || !strcmp(code, "forbidden") ||
+	    !strcmp(code, "forbidden-by-policy") || !strcmp(code, "authorization-required"))
 		return EXIT_DENIED;
-	if (!strcmp(code, "not-found"))
+	if (!strcmp(code, "not-found") || !strcmp(code, "extension-not-found"))
 		return EXIT_NOT_FOUND;
 	return EXIT_FAILED;
 }
@@ -225,23 +246,56 @@ static void fmt_duration(long long ms, char *buf, size_t size)
 		snprintf(buf, size, "%lldh", ms / 3600000);
 }
 
+/* "3/1.2.0", or "-" for an extension without a bundle (dev register). */
+static const char *fmt_version(json_t *e, char *buf, size_t size)
+{
+	if (!jint(e, "version"))
+		return "-";
+	snprintf(buf, size, "%lld/%s", jint(e, "version"), jstr(e, "short_version"));
+	return buf;
+}
+
+/* The processes: the table of `status` and `list -v`. */
 static void show_extensions(json_t *exts)
 {
 	size_t i;
 	json_t *e;
 
-	printf("%-32s %-10s %7s %-10s %8s  %s\n", "IDENTIFIER", "STATE", "PID", "USER", "RESTARTS",
-	       "LAST EXIT");
+	printf("%-32s %-10s %-12s %-14s %7s %-10s %8s  %s\n", "IDENTIFIER", "STATE", "LIFECYCLE",
+	       "VERSION", "PID", "USER", "RESTARTS", "LAST EXIT");
 	json_array_foreach(exts, i, e) {
-		char pid[16];
+		char pid[16], ver[96];
 
 		snprintf(pid, sizeof(pid), "%lld", jint(e, "pid"));
-		printf("%-32s %-10s %7s %-10s %8lld  %s\n", jstr(e, "identifier"), jstr(e, "state"),
+		printf("%-32s %-10s %-12s %-14s %7s %-10s %8lld  %s\n", jstr(e, "identifier"),
+		       jstr(e, "state"), jstr(e, "lifecycle"), fmt_version(e, ver, sizeof(ver)),
 		       jint(e, "pid") ? pid : "-", jstr(e, "user"), jint(e, "restarts"),
 		       *jstr(e, "last_exit") ? jstr(e, "last_exit") : "-");
 	}
 	if (!json_array_size(exts))
 		printf("(no extensions)\n");
+}
+
+/* One line of `list`, after systemextensionsctl: enabled, active, team, bundle id
+ * (version/short version), [lifecycle state], process state. */
+static void show_list_line(json_t *e, bool request)
+{
+	const char *lc = request ? "awaiting approval" : jstr(e, "lifecycle");
+	bool enabled = !request && (!strcmp(lc, "enabled") || !strcmp(lc, "replacing") ||
+				    !json_object_get(e, "lifecycle"));
+	bool active = !request && !strcmp(jstr(e, "state"), "running");
+	char id[200], ver[96], state[48];
+
+	if (!json_object_get(e, "lifecycle") && !request)
+		lc = "enabled";
+	if (jint(e, "version"))
+		snprintf(id, sizeof(id), "%s (%s)", jstr(e, "identifier"),
+			 fmt_version(e, ver, sizeof(ver)));
+	else
+		snprintf(id, sizeof(id), "%s", jstr(e, "identifier"));
+	snprintf(state, sizeof(state), "[%s]", lc);
+	printf("%-8s %-7s %-11s %-44s %-20s %s\n", enabled ? "*" : "", active ? "*" : "",
+	       jstr(e, "team"), id, state, request ? "" : jstr(e, "state"));
 }
 
 static void show_status(json_t *r)
@@ -261,9 +315,78 @@ static void show_status(json_t *r)
 	show_extensions(json_object_get(r, "extensions"));
 }
 
+static bool opt_verbose;
+
 static void show_list(json_t *r)
 {
-	show_extensions(json_object_get(r, "extensions"));
+	json_t *exts = json_object_get(r, "extensions"), *reqs = json_object_get(r, "requests"), *e;
+	size_t i, n = json_array_size(exts) + json_array_size(reqs);
+
+	if (opt_verbose) {
+		show_extensions(exts);
+		json_array_foreach(reqs, i, e) {
+			char ver[96];
+
+			printf("%-32s awaiting approval: version %s, team %s\n", jstr(e, "identifier"),
+			       fmt_version(e, ver, sizeof(ver)), jstr(e, "team"));
+		}
+		return;
+	}
+	printf("%zu extension(s)\n", n);
+	if (!n) {
+		printf("(no extensions)\n");
+		return;
+	}
+	printf("%-8s %-7s %-11s %-44s %-20s %s\n", "enabled", "active", "teamID",
+	       "bundleID (version/short)", "state", "process");
+	json_array_foreach(exts, i, e)
+		show_list_line(e, false);
+	json_array_foreach(reqs, i, e)
+		show_list_line(e, true);
+}
+
+/* A JSON list or string as words. */
+static void print_words(json_t *v)
+{
+	size_t i;
+	json_t *w;
+
+	if (json_is_string(v)) {
+		printf("%s", json_string_value(v));
+		return;
+	}
+	json_array_foreach(v, i, w)
+		printf("%s%s", i ? " " : "", json_string_value(w) ? json_string_value(w) : "?");
+	if (!json_array_size(v))
+		printf("-");
+}
+
+static void show_properties(json_t *r)
+{
+	json_t *props = json_object_get(r, "properties"), *p;
+	size_t i;
+
+	json_array_foreach(props, i, p) {
+		char ver[96];
+
+		printf("%s%s\n", i ? "\n" : "", jstr(p, "identifier"));
+		printf("  version            %s\n", fmt_version(p, ver, sizeof(ver)));
+		printf("  team               %s\n", jstr(p, "team"));
+		printf("  state              %s\n", jstr(p, "state"));
+		printf("  enabled            %s\n", json_is_true(json_object_get(p, "enabled")) ? "yes" : "no");
+		printf("  awaiting approval  %s\n",
+		       json_is_true(json_object_get(p, "awaiting_approval")) ? "yes" : "no");
+		printf("  uninstalling       %s\n",
+		       json_is_true(json_object_get(p, "uninstalling")) ? "yes" : "no");
+		printf("  description        %s\n", jstr(p, "description"));
+		printf("  providers          ");
+		print_words(json_object_get(p, "providers"));
+		printf("\n  permissions        ");
+		print_words(json_object_get(p, "permissions"));
+		printf("\n  digest             %s\n", jstr(p, "digest"));
+	}
+	if (!json_array_size(props))
+		printf("(no such extension)\n");
 }
 
 static void show_configs(json_t *r)
@@ -424,6 +547,346 @@ static int cmd_raw(int argc, char **argv)
 	return run(argv[1], p, NULL);
 }
 
+/* --- system extensions, through libnetext ---------------------------------------- */
+
+enum replace_mode { REPLACE_ASK, REPLACE_YES, REPLACE_NO };
+
+struct sysext_run {
+	const char *done_verb;   /* "activated", "deactivated" */
+	bool wait;               /* stay while the request waits for approval */
+	bool leave_when_later;   /* leave at will-complete-later (deactivate without --wait) */
+	enum replace_mode replace;
+	bool done, cancelled_here;
+	int exit_code;
+};
+
+/* "com.x version 3 (1.2.0)", or the identifier alone while the version is unknown. */
+static void fmt_props(const ne_sysext_properties *p, const char *fallback, char *buf,
+		      size_t size)
+{
+	if (p && p->version)
+		snprintf(buf, size, "%s version %u (%s)", p->identifier, p->version, p->short_version);
+	else
+		snprintf(buf, size, "%s", p && *p->identifier ? p->identifier : fallback);
+}
+
+static bool ask_yes(const char *question)
+{
+	char line[64];
+
+	printf("%s [y/N] ", question);
+	fflush(stdout);
+	if (!fgets(line, sizeof(line), stdin))
+		return false;
+	return line[0] == 'y' || line[0] == 'Y';
+}
+
+static ne_sysext_replace_action on_replace(ne_sysext_request *r, const ne_sysext_properties *old,
+					   const ne_sysext_properties *new, void *userdata)
+{
+	struct sysext_run *x = userdata;
+	char have[256], q[512];
+
+	fmt_props(old, "", have, sizeof(have));
+	if (x->replace == REPLACE_ASK && isatty(STDIN_FILENO)) {
+		snprintf(q, sizeof(q), "%s is installed. Replace it with version %u (%s)?", have,
+			 new->version, new->short_version);
+		x->replace = ask_yes(q) ? REPLACE_YES : REPLACE_NO;
+	} else if (x->replace == REPLACE_ASK) {
+		fprintf(stderr, "netextctl: %s is installed; pass --replace to replace it with "
+				"version %u (%s)\n", have, new->version, new->short_version);
+		x->cancelled_here = true;
+		return NE_SYSEXT_REPLACE_CANCEL;
+	}
+	if (x->replace == REPLACE_NO) {
+		printf("%s is installed; keeping it, request cancelled\n", have);
+		x->cancelled_here = true;
+		return NE_SYSEXT_REPLACE_CANCEL;
+	}
+	printf("%s is installed; replacing it with version %u (%s)\n", have, new->version,
+	       new->short_version);
+	return NE_SYSEXT_REPLACE;
+}
+
+static void on_needs_approval(ne_sysext_request *r, void *userdata)
+{
+	struct sysext_run *x = userdata;
+	const char *id = ne_sysext_request_identifier(r);
+
+	printf("needs approval: an administrator must run `netextctl approve %s`\n",
+	       *id ? id : "ID");
+	if (!x->wait)
+		x->done = true; /* the request stays queued in the daemon */
+	else
+		printf("waiting for approval (interrupting leaves the request queued)\n");
+	fflush(stdout);
+}
+
+static void on_will_complete_later(ne_sysext_request *r, const char *detail, void *userdata)
+{
+	struct sysext_run *x = userdata;
+
+	printf("will complete later: %s\n", *detail ? detail : "waiting for providers to stop");
+	if (x->leave_when_later)
+		x->done = true; /* the daemon finishes the change on its own */
+	fflush(stdout);
+}
+
+static void on_finished(ne_sysext_request *r, ne_sysext_result result, void *userdata)
+{
+	struct sysext_run *x = userdata;
+	const char *id = ne_sysext_request_identifier(r);
+	char what[256];
+
+	fmt_props(ne_sysext_request_properties(r), id, what, sizeof(what));
+	if (result == NE_SYSEXT_WILL_COMPLETE_LATER)
+		printf("accepted: %s; netextd completes it later\n", what);
+	else if (*what)
+		printf("%s %s\n", x->done_verb, what);
+	else
+		printf("%s\n", x->done_verb);
+	x->done = true;
+}
+
+static int exit_for(ne_sysext_error e)
+{
+	switch (e) {
+	case NE_SYSEXT_ERROR_PERMISSION_DENIED:
+	case NE_SYSEXT_ERROR_FORBIDDEN_BY_POLICY:
+	case NE_SYSEXT_ERROR_AUTHORIZATION_REQUIRED:
+		return EXIT_DENIED;
+	case NE_SYSEXT_ERROR_EXTENSION_NOT_FOUND:
+		return EXIT_NOT_FOUND;
+	case NE_SYSEXT_ERROR_DAEMON_UNREACHABLE:
+		return EXIT_UNREACHABLE;
+	default:
+		return EXIT_FAILED;
+	}
+}
+
+static const char *hint_for(ne_sysext_error e)
+{
+	switch (e) {
+	case NE_SYSEXT_ERROR_PERMISSION_DENIED:
+	case NE_SYSEXT_ERROR_AUTHORIZATION_REQUIRED:
+		return "run it as root or as a member of netextd's admin group";
+	case NE_SYSEXT_ERROR_SIGNATURE_INVALID:
+		return "check the bundle with `netextctl verify BUNDLE`";
+	case NE_SYSEXT_ERROR_VALIDATION_FAILED:
+		return "check the bundle with `netextctl verify BUNDLE`";
+	case NE_SYSEXT_ERROR_FORBIDDEN_BY_POLICY:
+		return "see the managed policy in /etc/netext/policy.d";
+	default:
+		return NULL;
+	}
+}
+
+static void on_failed(ne_sysext_request *r, ne_sysext_error e, const char *message,
+		      void *userdata)
+{
+	struct sysext_run *x = userdata;
+	const char *hint = hint_for(e);
+
+	x->done = true;
+	x->exit_code = exit_for(e);
+	if (e == NE_SYSEXT_ERROR_REQUEST_CANCELLED && x->cancelled_here)
+		return; /* on_replace said why */
+	fprintf(stderr, "netextctl: %s: %s\n", ne_sysext_error_name(e), message);
+	if (hint)
+		fprintf(stderr, "(%s)\n", hint);
+}
+
+static const ne_sysext_delegate sysext_delegate = {
+	.size = sizeof(sysext_delegate),
+	.replace = on_replace,
+	.needs_approval = on_needs_approval,
+	.will_complete_later = on_will_complete_later,
+	.finished = on_finished,
+	.failed = on_failed,
+};
+
+/* Dispatches until the request is done or no longer worth waiting for. */
+static int sysext_loop(ne_client *c, struct sysext_run *x)
+{
+	while (!x->done) {
+		struct pollfd p = { .fd = ne_client_fd(c), .events = POLLIN };
+		int n = ne_client_dispatch(c);
+
+		if (n < 0 && !x->done) {
+			fprintf(stderr, "netextctl: connection to netextd lost: %s\n", strerror(-n));
+			return EXIT_UNREACHABLE;
+		}
+		if (x->done || n <= 0)
+			break;
+		if (poll(&p, 1, -1) < 0 && errno != EINTR) {
+			fprintf(stderr, "netextctl: poll: %s\n", strerror(errno));
+			return EXIT_FAILED;
+		}
+	}
+	return x->exit_code;
+}
+
+typedef int (*sysext_fn)(ne_client *c, const char *arg, const ne_sysext_delegate *d,
+			 void *userdata, ne_sysext_request **ret);
+
+/* Starts one request through libnetext and follows it to its end. */
+static int sysext_run(sysext_fn fn, const char *arg, struct sysext_run *x)
+{
+	ne_client *c = NULL;
+	int r, code;
+
+	r = ne_client_new(sock_path, &c);
+	if (r < 0) {
+		print_unreachable(r);
+		return EXIT_UNREACHABLE;
+	}
+	r = fn(c, arg, &sysext_delegate, x, NULL);
+	if (r < 0) {
+		fprintf(stderr, "netextctl: %s: %s\n", arg ? arg : "request", strerror(-r));
+		ne_client_free(c);
+		return r == -ENOENT ? EXIT_NOT_FOUND : r == -EACCES ? EXIT_DENIED : EXIT_FAILED;
+	}
+	code = sysext_loop(c, x);
+	ne_client_free(c);
+	return code;
+}
+
+static int sysext_reset_fn(ne_client *c, const char *arg, const ne_sysext_delegate *d,
+			   void *userdata, ne_sysext_request **ret)
+{
+	return ne_sysext_reset(c, d, userdata, ret);
+}
+
+enum { OPT_WAIT = 1, OPT_REPLACE = 2, OPT_YES = 4 };
+
+/* Parses "CMD [ARG] [--wait] [--replace|--no-replace] [--yes]" (allowed: OPT_* mask).
+ * Returns the argument (NULL when nargs is 0), or NULL with *ret_exit set. */
+static const char *sysext_args(int argc, char **argv, int allowed, int nargs,
+			       struct sysext_run *x, bool *ret_yes, int *ret_exit)
+{
+	static const struct option lo[] = {
+		{ "wait", no_argument, NULL, 'w' },
+		{ "replace", no_argument, NULL, 'r' },
+		{ "no-replace", no_argument, NULL, 'n' },
+		{ "yes", no_argument, NULL, 'y' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	*ret_exit = EXIT_OK;
+	optind = 0;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+		if (c == 'w' && (allowed & OPT_WAIT))
+			x->wait = true;
+		else if ((c == 'r' || c == 'n') && (allowed & OPT_REPLACE))
+			x->replace = c == 'r' ? REPLACE_YES : REPLACE_NO;
+		else if (c == 'y' && (allowed & OPT_YES))
+			*ret_yes = true;
+		else {
+			*ret_exit = die_usage("%s: unexpected option '%s'", argv[0], argv[optind - 1]);
+			return NULL;
+		}
+	}
+	if (argc - optind != nargs) {
+		*ret_exit = die_usage(nargs ? "%s needs one argument" : "%s takes no argument",
+				      argv[0]);
+		return NULL;
+	}
+	return nargs ? argv[optind] : NULL;
+}
+
+static int cmd_activate(int argc, char **argv)
+{
+	struct sysext_run x = { .done_verb = "activated" };
+	const char *bundle;
+	int code;
+
+	bundle = sysext_args(argc, argv, OPT_WAIT | OPT_REPLACE, 1, &x, NULL, &code);
+	if (!bundle)
+		return code;
+	return sysext_run(ne_sysext_activate, bundle, &x);
+}
+
+static int cmd_approve(int argc, char **argv)
+{
+	struct sysext_run x = { .done_verb = "activated", .wait = true };
+	const char *id;
+	int code;
+
+	id = sysext_args(argc, argv, OPT_REPLACE, 1, &x, NULL, &code);
+	if (!id)
+		return code;
+	return sysext_run(ne_sysext_approve, id, &x);
+}
+
+static int cmd_deactivate(int argc, char **argv)
+{
+	struct sysext_run x = { .done_verb = "deactivated" };
+	const char *id;
+	int code;
+
+	id = sysext_args(argc, argv, OPT_WAIT, 1, &x, NULL, &code);
+	if (!id)
+		return code;
+	x.leave_when_later = !x.wait;
+	return sysext_run(ne_sysext_deactivate, id, &x);
+}
+
+static int cmd_reject(int argc, char **argv)
+{
+	struct sysext_run x = { .done_verb = "rejected the request for" };
+	const char *id;
+	int code;
+
+	id = sysext_args(argc, argv, 0, 1, &x, NULL, &code);
+	if (!id)
+		return code;
+	return sysext_run(ne_sysext_reject, id, &x);
+}
+
+static int cmd_reset(int argc, char **argv)
+{
+	struct sysext_run x = { .done_verb = "removed every extension, request and stored bundle" };
+	bool yes = false;
+	int code;
+
+	sysext_args(argc, argv, OPT_YES, 0, &x, &yes, &code);
+	if (code != EXIT_OK)
+		return code;
+	if (!yes && isatty(STDIN_FILENO) &&
+	    !ask_yes("Remove every extension, request and stored bundle?")) {
+		fprintf(stderr, "netextctl: reset: not confirmed\n");
+		return EXIT_FAILED;
+	}
+	return sysext_run(sysext_reset_fn, NULL, &x);
+}
+
+/* list [-v] [--json] and properties ID [--json]: one request, the daemon's JSON. */
+static int cmd_show(const char *method, int argc, char **argv, int nargs, void (*show)(json_t *))
+{
+	static const struct option lo[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	optind = 0;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, nargs ? "j" : "jv", lo, NULL)) != -1) {
+		if (c == 'j')
+			opt_json = true;
+		else if (c == 'v' && !nargs)
+			opt_verbose = true;
+		else
+			return die_usage("%s: unexpected option '%s'", argv[0], argv[optind - 1]);
+	}
+	if (argc - optind != nargs)
+		return die_usage(nargs ? "%s needs an identifier" : "%s takes no argument", argv[0]);
+	return run(method, nargs ? json_pack("{s:s}", "identifier", argv[optind]) : NULL, show);
+}
+
 static int dispatch(int argc, char **argv)
 {
 	const char *cmd = argv[0];
@@ -431,7 +894,25 @@ static int dispatch(int argc, char **argv)
 	if (!strcmp(cmd, "status"))
 		return run("status", NULL, show_status);
 	if (!strcmp(cmd, "list"))
-		return run("extension.list", NULL, show_list);
+		return cmd_show("extension.list", argc, argv, 0, show_list);
+	if (!strcmp(cmd, "properties"))
+		return cmd_show("extension.properties", argc, argv, 1, show_properties);
+	if (!strcmp(cmd, "activate"))
+		return cmd_activate(argc, argv);
+	if (!strcmp(cmd, "deactivate"))
+		return cmd_deactivate(argc, argv);
+	if (!strcmp(cmd, "approve"))
+		return cmd_approve(argc, argv);
+	if (!strcmp(cmd, "reject"))
+		return cmd_reject(argc, argv);
+	if (!strcmp(cmd, "reset"))
+		return cmd_reset(argc, argv);
+	if (!strcmp(cmd, "keygen"))
+		return cmd_keygen(argc, argv);
+	if (!strcmp(cmd, "sign"))
+		return cmd_sign(argc, argv);
+	if (!strcmp(cmd, "verify"))
+		return cmd_verify(argc, argv);
 	if (!strcmp(cmd, "configs") || (!strcmp(cmd, "config") && argc >= 2 && !strcmp(argv[1], "list")))
 		return run("config.list", NULL, show_configs);
 	if (!strcmp(cmd, "config") && argc >= 2 && !strcmp(argv[1], "add"))

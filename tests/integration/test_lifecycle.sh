@@ -17,7 +17,7 @@ nsenter --net=/run/netns/"$ns" nft list table inet netext >/dev/null \
 ctl dev register com.example.hello "$NETEXT_HELLO" --user nobody || fail "register failed"
 WAIT_TRIES=50 WAIT_DELAY=0.05 wait_for sh -c "[ \"\$(NETEXT_SOCKET=$D_SOCK $NETEXTCTL --json list | grep -c '\"running\"')\" -ge 1 ]" \
 	|| { cat "$D_LOG"; fail "extension did not reach running"; }
-ctl list | grep -E "^com.example.hello +running" || fail "list does not show the running extension"
+ctl list -v | grep -E "^com.example.hello +running" || fail "list does not show the running extension"
 
 ctl config add demo --extension com.example.hello --provider message --option greeting=bonjour \
 	|| fail "config add failed"
