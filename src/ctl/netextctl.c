@@ -556,7 +556,7 @@ struct sysext_run {
 	bool wait;               /* stay while the request waits for approval */
 	bool leave_when_later;   /* leave at will-complete-later (deactivate without --wait) */
 	enum replace_mode replace;
-	bool done, cancelled_here;
+	bool done;
 	int exit_code;
 };
 
@@ -595,12 +595,10 @@ static ne_sysext_replace_action on_replace(ne_sysext_request *r, const ne_sysext
 	} else if (x->replace == REPLACE_ASK) {
 		fprintf(stderr, "netextctl: %s is installed; pass --replace to replace it with "
 				"version %u (%s)\n", have, new->version, new->short_version);
-		x->cancelled_here = true;
 		return NE_SYSEXT_REPLACE_CANCEL;
 	}
 	if (x->replace == REPLACE_NO) {
 		printf("%s is installed; keeping it, request cancelled\n", have);
-		x->cancelled_here = true;
 		return NE_SYSEXT_REPLACE_CANCEL;
 	}
 	printf("%s is installed; replacing it with version %u (%s)\n", have, new->version,
@@ -689,8 +687,6 @@ static void on_failed(ne_sysext_request *r, ne_sysext_error e, const char *messa
 
 	x->done = true;
 	x->exit_code = exit_for(e);
-	if (e == NE_SYSEXT_ERROR_REQUEST_CANCELLED && x->cancelled_here)
-		return; /* on_replace said why */
 	fprintf(stderr, "netextctl: %s: %s\n", ne_sysext_error_name(e), message);
 	if (hint)
 		fprintf(stderr, "(%s)\n", hint);

@@ -485,9 +485,8 @@ static void activate_approved(struct sysext_op *op)
 				 props_json(cur.identifier, &cur.b, "enabled"), "new",
 				 props_json(op->q.identifier, &op->q.b, "awaiting-approval"));
 		json_object_set_new(json_object_get(data, "new"), "state", json_string("requested"));
+		/* The decision is the requester's; an approver waits for its outcome. */
 		ctl_req_event(op->req[0], "replace-decision", data);
-		if (op->req[1] && op->wait[1])
-			ctl_req_event(op->req[1], "replace-decision", json_deep_copy(data));
 		sd_event_add_time_relative(d->event, &op->timer, CLOCK_MONOTONIC, DECISION_TIMEOUT_USEC,
 					   0, on_decision_timeout, op);
 		log_info("extension %s: asking requester %llu whether to replace version %u with %u",
