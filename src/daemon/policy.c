@@ -16,7 +16,6 @@
 #include <fcntl.h>
 #include <ini.h>
 #include <limits.h>
-#include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,59 +32,6 @@
 /* libinih reads lines into a 200-byte buffer (INI_MAX_LINE) and silently splits longer ones. */
 #define POLICY_LINE_MAX NE_MANIFEST_LINE_MAX
 #define POLICY_MSG_MAX 192
-
-/* ---- validators -------------------------------------------------------------------------
- *
- * Stand-ins with the rules of ne_team_valid, ne_identifier_valid and ne_pubkey_from_base64
- * (bundle.h), which are written on another branch. Private and prefixed so the two never
- * clash; once bundle.c has them, these three become calls to it. */
-
-static bool policy_team_valid(const char *s)
-{
-	size_t n;
-
-	for (n = 0; s[n]; n++)
-		if (!((s[n] >= 'A' && s[n] <= 'Z') || (s[n] >= '0' && s[n] <= '9')))
-			return false;
-	return n >= 1 && n <= NE_TEAM_MAX;
-}
-
-/* Reverse-DNS: two or more non-empty labels of [A-Za-z0-9-] joined by '.'. */
-static bool policy_identifier_valid(const char *s)
-{
-	size_t n, label = 0, labels = 1;
-
-	for (n = 0; s[n]; n++) {
-		char c = s[n];
-
-		if (c == '.') {
-			if (label == 0)
-				return false;
-			labels++;
-			label = 0;
-		} else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-			   (c >= '0' && c <= '9') || c == '-') {
-			label++;
-		} else {
-			return false;
-		}
-	}
-	return label > 0 && labels >= 2 && n <= NE_IDENTIFIER_MAX;
-}
-
-/* Exactly 32 bytes of padded standard base64, nothing else (sodium_base642bin also refuses
- * non-zero padding bits, so each key has one spelling). */
-static int policy_key_from_base64(const char *b64, uint8_t ret[32])
-{
-	uint8_t key[33];
-	size_t n = 0;
-
-	if (sodium_base642bin(key, sizeof(key), b64, strlen(b64), NULL, &n, NULL,
-			      sodium_base64_VARIANT_ORIGINAL) != 0 || n != 32)
-		return -EINVAL;
-	memcpy(ret, key, 32);
-	return 0;
-}
 
 /* ---- the policy object ------------------------------------------------------------------ */
 
@@ -282,7 +228,7 @@ static int policy_scan_section(struct policy_parse *ps, const char *b, const cha
 		return 0;
 	if (strncmp(name, "Team ", 5) != 0)
 		return policy_fail(ps, "unknown section [%s]", name);
-	if (!policy_team_valid(name + 5))
+	if (!ne_team_valid(name + 5))
 		return policy_fail(ps, "invalid team identifier '%s' (1-%d of A-Z, 0-9)", name + 5,
 				   NE_TEAM_MAX);
 	return policy_team_get(ps->p, name + 5, &t);
@@ -410,7 +356,7 @@ static int policy_item_type(struct policy_parse *ps, struct policy_team *t NE_UN
 static int policy_item_non_removable(struct policy_parse *ps, struct policy_team *t NE_UNUSED,
 				     const char *item)
 {
-	if (!policy_identifier_valid(item))
+	if (!ne_identifier_valid(item))
 		return policy_fail(ps, "invalid extension identifier '%s'", item);
 	return policy_strv_add(&ps->p->non_removable, &ps->p->n_non_removable, item);
 }
@@ -418,7 +364,7 @@ static int policy_item_non_removable(struct policy_parse *ps, struct policy_team
 static int policy_item_extension(struct policy_parse *ps, struct policy_team *t,
 				 const char *item)
 {
-	if (!policy_identifier_valid(item))
+	if (!ne_identifier_valid(item))
 		return policy_fail(ps, "invalid extension identifier '%s'", item);
 	return policy_strv_add(&t->extensions, &t->n_extensions, item);
 }
@@ -450,7 +396,7 @@ static int policy_key_team(struct policy_parse *ps, const char *team, const char
 	if (r < 0)
 		return r;
 	if (!strcmp(name, "Key")) {
-		if (policy_key_from_base64(v, key) < 0)
+		if (ne_pubkey_from_base64(v, key) < 0)
 			return policy_fail(ps, "Key must be one base64 ed25519 public key (32 bytes)");
 		if (policy_team_add_key(t, key) < 0)
 			return policy_fail(ps, "team %s has more than %d keys", team, POLICY_MAX_KEYS);
@@ -622,9 +568,17 @@ static int policy_list_dir(int dirfd, char ***ret, size_t *ret_n)
 	return 0;
 }
 
+/* Policy decides which keys are trusted: a file or directory that someone other than the
+ * daemon's user (root) could change is not policy. */
+static bool policy_owner_ok(const struct stat *st)
+{
+	return st->st_uid == geteuid() && !(st->st_mode & (S_IWGRP | S_IWOTH));
+}
+
 /* Reads a regular file of at most POLICY_FILE_MAX bytes (one more is read to notice a larger
  * one, which policy_merge_text then refuses). The type is checked before open, so that no
- * device or FIFO is ever opened, and again on the fd. */
+ * device or FIFO is ever opened, and again on the fd; -EPERM when its owner or mode would let
+ * others than root change it. */
 static int policy_read_file(int dirfd, const char *name, char *buf, size_t *ret_len)
 {
 	_cleanup_close_ int fd = -1;
@@ -643,6 +597,8 @@ static int policy_read_file(int dirfd, const char *name, char *buf, size_t *ret_
 		return ne_negerrno();
 	if (!S_ISREG(st.st_mode))
 		return -EBADFD;
+	if (!policy_owner_ok(&st))
+		return -EPERM;
 	while (len < POLICY_FILE_MAX + 1) {
 		n = read(fd, buf + len, POLICY_FILE_MAX + 1 - len);
 		if (n < 0 && errno == EINTR)
@@ -670,6 +626,11 @@ static void policy_load_file(struct policy *p, int dirfd, const char *dir, const
 		log_warnx("policy: %s is not a regular file; ignored", path);
 		return;
 	}
+	if (r == -EPERM) {
+		log_warnx("policy: %s may be changed by others than root (owner or group/other "
+			  "write permission); ignored", path);
+		return;
+	}
 	if (r < 0) {
 		log_warnx("policy: cannot read %s: %s; ignored", path, strerror(-r));
 		return;
@@ -684,12 +645,20 @@ int policy_load(struct policy *p, const char *dir)
 	_cleanup_free_ char *buf = NULL;
 	char **names = NULL;
 	size_t n = 0, i;
+	struct stat st;
 	int r;
 
 	policy_init(p);
 	dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dirfd < 0)
 		return errno == ENOENT ? 0 : ne_negerrno();
+	if (fstat(dirfd, &st) < 0)
+		return ne_negerrno();
+	if (!policy_owner_ok(&st)) {
+		log_warnx("policy: %s may be changed by others than root; ignoring every drop-in in it",
+			  dir);
+		return -EPERM;
+	}
 	buf = malloc(POLICY_FILE_MAX + 1);
 	if (!buf)
 		return -ENOMEM;

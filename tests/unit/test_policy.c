@@ -605,6 +605,35 @@ static void test_load_dir(void **state)
 	assert_int_equal(logged("README"), 0);
 }
 
+/* Files (or a directory) that others than root could change are not policy: they could add
+ * trusted keys. */
+static void test_load_writable(void **state)
+{
+	const char *dir = *state;
+	char path[512];
+	struct policy p;
+
+	write_file(dir, "10-ok.conf", "[Team AAA]\nKey = " KEY0 "\n");
+	write_file(dir, "20-open.conf", "[Team BBB]\nKey = " KEY0 "\n");
+	snprintf(path, sizeof(path), "%s/10-ok.conf", dir);
+	assert_int_equal(chmod(path, 0644), 0);
+	snprintf(path, sizeof(path), "%s/20-open.conf", dir);
+	assert_int_equal(chmod(path, 0666), 0);
+	assert_int_equal(policy_load(&p, dir), 0);
+	assert_int_equal(p.n_files, 1);
+	assert_non_null(policy_find_team(&p, "AAA"));
+	assert_null(policy_find_team(&p, "BBB"));
+	policy_clear(&p);
+	snprintf(path, sizeof(path), "%s/20-open.conf may be changed by others than root", dir);
+	assert_true(logged(path) >= 1);
+
+	assert_int_equal(chmod(dir, 0777), 0);
+	assert_int_equal(policy_load(&p, dir), -EPERM);
+	assert_int_equal(p.n_teams, 0);
+	policy_clear(&p);
+	assert_int_equal(chmod(dir, 0700), 0);
+}
+
 /* More than POLICY_MAX_FILES: the first ones in lexical order are read. */
 static void test_load_too_many(void **state)
 {
@@ -641,6 +670,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_load_missing_dir, dir_setup, dir_teardown),
 		cmocka_unit_test_setup_teardown(test_load_dir, dir_setup, dir_teardown),
 		cmocka_unit_test_setup_teardown(test_load_too_many, dir_setup, dir_teardown),
+		cmocka_unit_test_setup_teardown(test_load_writable, dir_setup, dir_teardown),
 	};
 
 	log_init("test-policy", 0);
