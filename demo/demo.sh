@@ -70,7 +70,7 @@ dpid=$!
 for _ in $(seq 100); do [ -S "$dir/run/netextd.sock" ] && break; sleep 0.05; done
 netextctl status
 echo "-- its nftables table, inside the namespace only:"
-nsenter --net=/run/netns/"$ns" nft list table inet netext | head -4
+nsenter --net=/run/netns/"$ns" nft list table inet netext | sed -n 1,4p
 
 # bundle DIR VERSION SHORT: the hello example packed as a bundle (docs/lifecycle.md)
 bundle() {
@@ -139,6 +139,7 @@ netextctl list
 old=$(ext_pid)
 netextctl approve com.example.hello
 wait_running "$old"
+for _ in $(seq 100); do ctl message demo ping >/dev/null 2>&1 && break; sleep 0.05; done
 netextctl properties com.example.hello
 
 say "Stop the provider (its stop callback gets the reason)"

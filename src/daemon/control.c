@@ -88,6 +88,14 @@ void ctl_req_unref(struct ctl_req *req)
 {
 	if (!req || --req->refs)
 		return;
+	if (!req->answered && req->client && !req->client->closed) {
+		/* Every request gets an answer, even when a code path forgot it. */
+		log_warnx("control: a request of pid %d ended without an answer",
+			  (int)req->client->cred.pid);
+		req->refs++;
+		ctl_req_error(req, "internal", "the request ended without an answer");
+		req->refs--;
+	}
 	if (req->client)
 		client_unref(req->client);
 	json_decref(req->id);

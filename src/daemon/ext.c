@@ -80,6 +80,7 @@ struct pending {
 	enum pending_kind kind;
 	uint32_t provider;
 	struct ctl_req *req;      /* control request to answer, or NULL */
+	char config[NE_WIRE_NAME_MAX + 1]; /* stop: the configuration, for the answer */
 	sd_event_source *timeout;
 };
 
@@ -352,6 +353,7 @@ static int prov_send_stop(struct provider *p, ne_stop_reason reason, struct ctl_
 	pd = pending_new(e, PENDING_STOP, p->handle, req, e->d->opt.stop_timeout_ms);
 	if (!pd)
 		return -ENOMEM;
+	ne_strscpy(pd->config, p->config, sizeof(pd->config));
 	p->state = PROV_STOPPING;
 	log_info("extension %s: stopping provider for %s (%s)", e->id, p->config,
 		 ne_stop_reason_name(reason));
@@ -446,7 +448,9 @@ static int on_start_done(struct ext *e, const struct ne_msg_hdr *h, const uint8_
 		return -EPROTO;
 	pv = prov_by_handle(e, pd->provider);
 	if (m.error == 0 && pv) {
-		pv->state = PROV_RUNNING;
+		/* A stop sent while it was starting is still on its way: stay stopping. */
+		if (pv->state == PROV_STARTING)
+			pv->state = PROV_RUNNING;
 		pv->since_usec = ne_now_usec();
 		log_info("extension %s: provider for %s started", e->id, pv->config);
 		if (pd->req)
@@ -488,6 +492,10 @@ static int on_stop_done(struct ext *e, const struct ne_msg_hdr *h, const uint8_t
 			ctl_req_reply(pd->req, json_pack("{s:s, s:s}", "configuration", pv->config,
 							 "state", "stopped"));
 		prov_free(pv);
+	} else if (pd->req) {
+		/* Stopped while starting: the start failed (cancelled) and freed it already. */
+		ctl_req_reply(pd->req, json_pack("{s:s, s:s}", "configuration", pd->config,
+						 "state", "stopped"));
 	}
 	pending_free(pd);
 	ext_close_channel_if_done(e);

@@ -262,7 +262,11 @@ static int run(struct daemon *d)
 {
 	int r, lock = -1;
 
-	if (mkdir(d->opt.run_dir, 0755) < 0 && errno != EEXIST)
+	/* Everyone reaches the control socket (it authorises each request); umask 077 would
+	 * make a new run dir private. */
+	if (mkdir(d->opt.run_dir, 0755) == 0)
+		chmod(d->opt.run_dir, 0755);
+	else if (errno != EEXIST)
 		fatal("cannot create run dir %s", d->opt.run_dir);
 	r = setup_loop(d);
 	if (r < 0)

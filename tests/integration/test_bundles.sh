@@ -85,6 +85,9 @@ ctl approve "$ID" || { tail -20 "$D_LOG"; fail "approve failed"; }
 WAIT_TRIES=100 WAIT_DELAY=0.05 wait_for running_version 3 || { ctl list; fail "approved v3 not running"; }
 [ -z "$(ctl_json list | jq_get '.requests[]')" ] || fail "approved request still listed"
 [ "$(store_count)" -eq 1 ] || fail "store should hold only version 3"
+# The provider may still be starting in the new version: a stop must be answered anyway.
+ctl stop demo | grep -q stopped || fail "stop right after a replacement was not answered"
+ctl start demo | grep -q running || fail "demo did not start again"
 
 echo "== rejection"
 as_user activate "$B_DIR/v4.netext" >/dev/null 2>&1 || fail "request v4 failed"
