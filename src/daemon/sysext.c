@@ -374,22 +374,32 @@ static void supersede_waiting(struct daemon *d, const char *identifier, uint64_t
 	log_info("extension %s: request %lld superseded", identifier, (long long)q.id);
 }
 
-static void install_new(struct sysext_op *op)
+/* Records op's version as the installed one (and drops its request) in one transaction.
+ * On failure the operation has failed and is gone. */
+static int op_record(struct sysext_op *op, bool enabled, struct store_extension *se)
 {
-	struct daemon *d = op->d;
-	struct store_extension se;
 	int r;
 
-	extension_from_request(d, &op->q, &se);
-	supersede_waiting(d, op->q.identifier, op->id);
-	r = store_extension_install(d->store, &se, op->persisted ? op->q.id : 0);
+	extension_from_request(op->d, &op->q, se);
+	se->enabled = enabled;
+	supersede_waiting(op->d, op->q.identifier, op->id);
+	r = store_extension_install(op->d->store, se, op->persisted ? op->q.id : 0);
 	if (r < 0) {
 		op_discard(op);
 		op_fail(op, "internal", "cannot record the extension: %s", strerror(-r));
-		return;
+		return r;
 	}
 	op->persisted = false;
-	ext_install(d, &se, NULL);
+	return 0;
+}
+
+static void install_new(struct sysext_op *op)
+{
+	struct store_extension se;
+
+	if (op_record(op, true, &se) < 0)
+		return;
+	ext_install(op->d, &se, NULL);
 	op_finish(op, "activated version %u (%s) of team %s", op->q.b.version, op->q.b.short_version,
 		  op->q.b.team);
 }
@@ -407,20 +417,12 @@ static void do_replace(struct sysext_op *op, const struct store_extension *cur)
 	struct store_extension se;
 	struct ext *e;
 	char detail[256];
-	int r, w = 0;
+	int w = 0;
 
 	sd_event_source_disable_unref(op->timer);
 	op->timer = NULL;
-	extension_from_request(d, &op->q, &se);
-	se.enabled = cur->enabled;
-	supersede_waiting(d, op->q.identifier, op->id);
-	r = store_extension_install(d->store, &se, op->persisted ? op->q.id : 0);
-	if (r < 0) {
-		op_discard(op);
-		op_fail(op, "internal", "cannot record the new version: %s", strerror(-r));
+	if (op_record(op, cur->enabled, &se) < 0)
 		return;
-	}
-	op->persisted = false;
 	ne_strscpy(op->old_dir, cur->b.dir, sizeof(op->old_dir));
 	op->old_version = cur->b.version;
 	e = ext_find(d, op->q.identifier);
