@@ -37,6 +37,10 @@
 
 #define DECISION_TIMEOUT_USEC (120ULL * 1000000ULL)
 #define TRANSIENT_ID_BASE (1ULL << 32) /* ids of activations never stored as requests */
+/* Requests waiting for approval hold a copy of their bundle: bounded, so that users who
+ * are not administrators cannot fill the disk. */
+#define MAX_WAITING 64
+#define MAX_WAITING_PER_UID 8
 
 enum op_kind { OP_ACTIVATE, OP_DEACTIVATE };
 enum op_phase { PH_NEW, PH_APPROVAL, PH_DECISION, PH_STOPPING };
@@ -535,6 +539,36 @@ static void fill_request(struct daemon *d, const struct ne_bundle *b, const char
 	ne_strscpy(q->source, source, sizeof(q->source));
 }
 
+struct waiting_count {
+	uid_t uid;
+	unsigned all, mine;
+};
+
+static int count_waiting_cb(const struct store_request *q, void *userdata)
+{
+	struct waiting_count *w = userdata;
+
+	w->all++;
+	w->mine += q->requester_uid == w->uid;
+	return 0;
+}
+
+static bool too_many_waiting(struct daemon *d, uid_t uid, struct ctl_req *req)
+{
+	struct waiting_count w = { .uid = uid };
+
+	store_request_foreach(d->store, count_waiting_cb, &w);
+	if (w.mine >= MAX_WAITING_PER_UID)
+		ctl_req_error(req, "busy", "uid %u has %u requests waiting for approval already; an "
+			      "administrator must approve or reject them first", uid, w.mine);
+	else if (w.all >= MAX_WAITING)
+		ctl_req_error(req, "busy", "%u requests are waiting for approval already; an "
+			      "administrator must approve or reject them first", w.all);
+	else
+		return false;
+	return true;
+}
+
 void sysext_activate(struct daemon *d, struct ctl_req *req, int bundle_fd, const char *source,
 		     const char *replace, bool wait, const struct ucred *cred, bool admin)
 {
@@ -553,6 +587,8 @@ void sysext_activate(struct daemon *d, struct ctl_req *req, int bundle_fd, const
 		ctl_req_error(req, "internal", "the bundle store is not available");
 		return;
 	}
+	if (!admin && too_many_waiting(d, cred->uid, req))
+		return;
 	/* Root reads anything anyway; everyone else only gets what they could read. */
 	snprintf(staging, sizeof(staging), ".staging-%08x", random32());
 	be = ne_bundle_copy(bundle_fd, cred->uid == 0 ? (uid_t)-1 : cred->uid, d->bundles_fd, staging,

@@ -174,5 +174,18 @@ kill -HUP "$(daemon_pid)"
 WAIT_TRIES=100 WAIT_DELAY=0.05 wait_for sh -c "NETEXT_SOCKET=$D_SOCK $NETEXTCTL --json list | grep -q '\"identifier\": \"com.acme.later\"'" \
 	|| { tail -20 "$D_LOG"; fail "policy did not approve the waiting request"; }
 
+echo "== someone who is not an administrator cannot queue requests without bound"
+n=0
+for i in $(seq 12); do
+	make_bundle "$B_DIR/q$i.netext" "com.acme.q$i" 1 1.0.0 ACME
+	sign_bundle "$B_DIR/q$i.netext" ACME
+	out=$(as_user activate "$B_DIR/q$i.netext" 2>&1) || break
+	n=$((n + 1))
+done
+case "$out" in *busy*) ;; *) fail "request $((n + 1)) was not refused as busy: $out" ;; esac
+mine=$(ctl_json list | jq_get '.requests[] | select(.requester_uid == "65534") | .identifier' | wc -l)
+[ "$mine" -eq 8 ] || fail "nobody has $mine waiting requests, the limit is 8"
+ctl activate "$B_DIR/q$i.netext" >/dev/null || fail "the limit must not apply to administrators"
+
 daemon_stop
 echo "PASS"
