@@ -1171,13 +1171,7 @@ static int ext_new(struct daemon *d, const struct store_extension *se, struct ex
 
 static int load_cb(const struct store_extension *se, void *userdata)
 {
-	struct daemon *d = userdata;
-	struct ext *e;
-
-	if (ext_new(d, se, &e) < 0)
-		return 0;
-	if (se->enabled && e->state == EXT_STOPPED)
-		ext_spawn(e);
+	ext_install(userdata, se, NULL); /* one that cannot be set up is skipped, logged */
 	return 0;
 }
 
@@ -1190,7 +1184,6 @@ int ext_add(struct daemon *d, const char *identifier, const char *executable, co
 	    struct ext **ret)
 {
 	struct store_extension se = { 0 };
-	struct ext *e;
 	int r;
 
 	ne_strscpy(se.identifier, identifier, sizeof(se.identifier));
@@ -1202,13 +1195,7 @@ int ext_add(struct daemon *d, const char *identifier, const char *executable, co
 	r = store_extension_put(d->store, &se);
 	if (r < 0)
 		return r;
-	r = ext_new(d, &se, &e);
-	if (r < 0)
-		return r;
-	if (e->state == EXT_STOPPED)
-		ext_spawn(e);
-	*ret = e;
-	return 0;
+	return ext_install(d, &se, ret);
 }
 
 int ext_install(struct daemon *d, const struct store_extension *se, struct ext **ret)

@@ -743,19 +743,6 @@ static void approve_request(struct daemon *d, const struct store_request *q, str
 	r = rejudge(d, q, pol, &v);
 	if (!req && (r < 0 || !v.by_policy))
 		return; /* policy approves only what it can; the rest waits for a person */
-	if (r < 0) {
-		if (!op)
-			op = op_new(d, OP_ACTIVATE, q);
-		if (!op) {
-			if (req)
-				ctl_req_error(req, "internal", "out of memory");
-			return;
-		}
-		op_attach(op, 1, req, wait);
-		op_discard(op);
-		op_fail(op, v.code, "%s", v.msg);
-		return;
-	}
 	if (!op)
 		op = op_new(d, OP_ACTIVATE, q);
 	if (!op) {
@@ -764,6 +751,11 @@ static void approve_request(struct daemon *d, const struct store_request *q, str
 		return;
 	}
 	op_attach(op, 1, req, wait);
+	if (r < 0) {
+		op_discard(op);
+		op_fail(op, v.code, "%s", v.msg);
+		return;
+	}
 	op->consent = true;
 	op->phase = PH_NEW;
 	log_info("extension %s: request %lld approved%s", q->identifier, (long long)q->id,
@@ -960,42 +952,6 @@ void *sysext_requests_json(struct daemon *d)
 	return a;
 }
 
-static int collect_request_cb(const struct store_request *q, void *userdata)
-{
-	json_array_append_new(userdata, json_string(q->identifier));
-	return 0;
-}
-
-static int collect_extension_cb(const struct store_extension *e, void *userdata)
-{
-	json_array_append_new(userdata, json_string(e->identifier));
-	return 0;
-}
-
-void sysext_reset(struct daemon *d, struct ctl_req *req)
-{
-	json_t *ids = json_array(), *v;
-	struct store_extension cur;
-	size_t i;
-	int n = 0;
-
-	store_request_foreach(d->store, collect_request_cb, ids);
-	store_extension_foreach(d->store, collect_extension_cb, ids);
-	json_array_foreach(ids, i, v) {
-		const char *id = json_string_value(v);
-
-		n += cancel_activations(d, id, "reset by an administrator");
-		if (store_extension_get(d->store, id, &cur) == 0 &&
-		    !op_find_identifier(d, id, OP_DEACTIVATE) && start_deactivate(d, &cur, NULL, false) == 0)
-			n++;
-	}
-	json_decref(ids);
-	log_info("reset: removing every extension and request (%d)", n);
-	ctl_req_reply(req, json_pack("{s:i}", "removed", n));
-}
-
-/* ---- start-up ---------------------------------------------------------------------- */
-
 struct names {
 	char (*v)[256];
 	size_t n, cap;
@@ -1028,18 +984,51 @@ static bool names_has(const struct names *s, const char *name)
 	return false;
 }
 
+static int collect_request_cb(const struct store_request *q, void *userdata)
+{
+	return names_add(userdata, q->identifier);
+}
+
+static int collect_extension_cb(const struct store_extension *e, void *userdata)
+{
+	return names_add(userdata, e->identifier);
+}
+
+void sysext_reset(struct daemon *d, struct ctl_req *req)
+{
+	struct names ids = { 0 };
+	struct store_extension cur;
+	size_t i;
+	int n = 0;
+
+	store_request_foreach(d->store, collect_request_cb, &ids);
+	store_extension_foreach(d->store, collect_extension_cb, &ids);
+	for (i = 0; i < ids.n; i++) {
+		const char *id = ids.v[i];
+
+		n += cancel_activations(d, id, "reset by an administrator");
+		if (store_extension_get(d->store, id, &cur) == 0 &&
+		    !op_find_identifier(d, id, OP_DEACTIVATE) && start_deactivate(d, &cur, NULL, false) == 0)
+			n++;
+	}
+	free(ids.v);
+	log_info("reset: removing every extension and request (%d)", n);
+	ctl_req_reply(req, json_pack("{s:i}", "removed", n));
+}
+
+/* ---- start-up ---------------------------------------------------------------------- */
+
 struct init_walk {
-	struct names keep, deactivating, deactivating_dirs;
+	struct names keep, deactivating;
 };
 
+/* A deactivating extension's bundle is not kept: collect_garbage removes it. */
 static int init_extension_cb(const struct store_extension *e, void *userdata)
 {
 	struct init_walk *w = userdata;
 
-	if (!strcmp(e->state, "deactivating")) {
-		names_add(&w->deactivating, e->identifier);
-		return names_add(&w->deactivating_dirs, e->b.dir);
-	}
+	if (!strcmp(e->state, "deactivating"))
+		return names_add(&w->deactivating, e->identifier);
 	return names_add(&w->keep, e->b.dir);
 }
 
@@ -1109,7 +1098,6 @@ int sysext_init(struct daemon *d)
 out:
 	free(w.keep.v);
 	free(w.deactivating.v);
-	free(w.deactivating_dirs.v);
 	return r < 0 ? r : 0;
 }
 

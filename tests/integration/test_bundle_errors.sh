@@ -85,6 +85,14 @@ start 1
 make_bundle "$B" "$ID" 1 1.0.0 ACME
 ctl activate "$B" >/dev/null || { tail "$D_LOG"; fail "developer mode refused an unsigned bundle"; }
 ctl deactivate "$ID" >/dev/null || fail "deactivate failed"
+# reset (developer mode only) removes installed extensions and waiting requests alike.
+ctl activate "$B" >/dev/null || fail "re-activating the unsigned bundle failed"
+make_bundle "$B_DIR/w.netext" com.acme.waiting 1 1.0.0 ACME
+as_user activate "$B_DIR/w.netext" >/dev/null || fail "request as nobody failed"
+ctl reset --yes >/dev/null || fail "reset failed"
+WAIT_TRIES=100 WAIT_DELAY=0.05 wait_for sh -c "[ -z \"\$(NETEXT_SOCKET=$D_SOCK $NETEXTCTL --json list | grep identifier)\" ]" \
+	|| { ctl list; fail "reset left extensions or requests"; }
+[ "$(store_count)" -eq 0 ] || fail "reset left bundles in the store"
 make_bundle "$B" "$ID" 1 1.0.0 ROGUE
 sign_bundle "$B" ROGUE
 refused 1 signature-invalid "$B"
