@@ -7,10 +7,10 @@ BUILD_PKGS=(
   meson ninja-build pkg-config gcc clang libclang-rt-14-dev
   libsystemd-dev libmnl-dev libnftnl-dev libnetfilter-queue-dev
   libsqlite3-dev libseccomp-dev libjansson-dev libcmocka-dev
-  libsodium-dev libinih-dev
+  libsodium-dev libinih-dev libnetfilter-conntrack-dev
 )
 RUN_PKGS=(iproute2 nftables util-linux procps psmisc)
-TEST_PKGS=(curl netcat-openbsd)
+TEST_PKGS=(curl netcat-openbsd bind9-dnsutils dnsmasq-base iperf3)
 
 want=("${BUILD_PKGS[@]}" "${RUN_PKGS[@]}")
 case "${1:-}" in

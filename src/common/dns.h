@@ -1,0 +1,90 @@
+/* DNS messages (RFC 1035, 3596, 6891): a parser that never trusts a count, length or pointer,
+ * shared by the daemon's hostname learning and (later) the DNS proxy.
+ *
+ * The parser works on a view of the caller's buffer: it validates the whole message once in
+ * dns_parse() (header, every question and record, every name with compression), after which
+ * the iteration functions cannot fail on bounds. Unknown record types are kept as opaque
+ * rdata. Names come out in presentation form, lower-case, without the final dot, with
+ * characters other than [a-z0-9-_] escaped as \DDD (RFC 4343), so that a name from the wire can
+ * never contain a NUL, a dot inside a label, or a control character. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define DNS_NAME_MAX 255         /* wire length of a name */
+#define DNS_NAME_TEXT_MAX 1025   /* presentation form incl. NUL: 255 bytes escaped ×4 + 1 */
+#define DNS_LABEL_MAX 63
+#define DNS_MSG_MAX 65535
+#define DNS_MAX_RECORDS 512      /* records (all sections) a message may have to be parsed */
+
+enum dns_type {
+	DNS_TYPE_A = 1, DNS_TYPE_NS = 2, DNS_TYPE_CNAME = 5, DNS_TYPE_SOA = 6, DNS_TYPE_PTR = 12,
+	DNS_TYPE_MX = 15, DNS_TYPE_TXT = 16, DNS_TYPE_AAAA = 28, DNS_TYPE_SRV = 33,
+	DNS_TYPE_OPT = 41, DNS_TYPE_SVCB = 64, DNS_TYPE_HTTPS = 65, DNS_TYPE_ANY = 255,
+};
+#define DNS_CLASS_IN 1
+
+enum dns_section { DNS_SEC_QUESTION, DNS_SEC_ANSWER, DNS_SEC_AUTHORITY, DNS_SEC_ADDITIONAL };
+
+enum dns_rcode { DNS_RCODE_NOERROR = 0, DNS_RCODE_FORMERR = 1, DNS_RCODE_SERVFAIL = 2,
+		 DNS_RCODE_NXDOMAIN = 3, DNS_RCODE_NOTIMP = 4, DNS_RCODE_REFUSED = 5 };
+
+struct dns_header {
+	uint16_t id;
+	bool qr, aa, tc, rd, ra, ad, cd;
+	uint8_t opcode;
+	uint8_t rcode; /* the header's 4 bits; extended rcode from OPT is in dns_msg.ext_rcode */
+	uint16_t qdcount, ancount, nscount, arcount;
+};
+
+/* One question or resource record: offsets into the message (valid after dns_parse()). */
+struct dns_rr {
+	enum dns_section section;
+	size_t name_off;   /* where the owner name starts (may be a pointer) */
+	uint16_t type, class;
+	uint32_t ttl;      /* 0 for questions */
+	size_t rdata_off;  /* 0 and rdlen 0 for questions */
+	uint16_t rdlen;
+};
+
+struct dns_msg {
+	const uint8_t *p;
+	size_t len;
+	struct dns_header h;
+	size_t n_rr;                      /* questions + records */
+	struct dns_rr rr[DNS_MAX_RECORDS];
+	bool has_opt;                     /* an EDNS(0) OPT record was present (at most one) */
+	uint16_t udp_size;                /* from OPT */
+	uint16_t ext_rcode;               /* full 12-bit rcode when has_opt */
+};
+
+/* Parses and validates p[0..len). -EBADMSG for anything malformed: truncated header or record,
+ * a count larger than the message holds, a compression pointer that is not strictly backwards
+ * (so loops are impossible), labels over 63 bytes, names over 255 bytes, reserved label types,
+ * rdata that overruns, trailing bytes, more than one OPT or an OPT outside the additional
+ * section; -E2BIG when the message has more than DNS_MAX_RECORDS records. m refers to p. */
+int dns_parse(const uint8_t *p, size_t len, struct dns_msg *m);
+
+/* Decodes the (already validated) name at off into text (size ≥ DNS_NAME_TEXT_MAX). The root
+ * name is "". Returns the text length. */
+int dns_name_text(const struct dns_msg *m, size_t off, char *text, size_t size);
+
+/* Compares the validated names at two offsets, case-insensitively. */
+bool dns_name_equal(const struct dns_msg *m, size_t off_a, size_t off_b);
+
+/* For A / AAAA records: the 4 or 16 address bytes, NULL for other types or a wrong rdlen. */
+const uint8_t *dns_rr_addr(const struct dns_msg *m, const struct dns_rr *rr, int *ret_family);
+/* For CNAME records: the offset of the target name inside rdata. -EINVAL for other types. */
+int dns_rr_cname_target(const struct dns_msg *m, const struct dns_rr *rr, size_t *ret_off);
+
+/* Text helpers shared by rules: lower-cases and checks a presentation-form hostname given by
+ * a person or a provider ("Example.COM." → "example.com"). -EINVAL for an empty or invalid
+ * name (empty label, label > 63, name > 253 characters, characters outside [A-Za-z0-9-_.]). */
+int dns_name_normalize(const char *in, char *out, size_t size);
+/* NENetworkRule hostname semantics: a one-label pattern matches that exact host only; a
+ * pattern of two or more labels matches the name itself and every name below it
+ * ("example.com" matches "example.com" and "a.b.example.com", not "badexample.com").
+ * Both arguments normalized. */
+bool dns_name_matches(const char *pattern, const char *name);

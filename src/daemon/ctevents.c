@@ -1,0 +1,2 @@
+/* Stub: being written (issue 4). */
+#include "ctevents.h"
