@@ -160,6 +160,11 @@ static const char *const msg_names[NE_MSG_TYPE_MAX + 1] = {
 	[NE_MSG_APP_MESSAGE] = "APP_MESSAGE",
 	[NE_MSG_APP_REPLY] = "APP_REPLY",
 	[NE_MSG_LOG] = "LOG",
+	[NE_MSG_RESULT] = "RESULT",
+	[NE_MSG_FILTER_SETTINGS] = "FILTER_SETTINGS",
+	[NE_MSG_FLOW_NEW] = "FLOW_NEW",
+	[NE_MSG_FLOW_VERDICT] = "FLOW_VERDICT",
+	[NE_MSG_FLOW_REPORT] = "FLOW_REPORT",
 };
 
 const char *ne_msg_type_name(uint16_t type)
@@ -178,6 +183,8 @@ bool ne_msg_from_extension(uint16_t type)
 	case NE_MSG_STOP_DONE:
 	case NE_MSG_APP_REPLY:
 	case NE_MSG_LOG:
+	case NE_MSG_FILTER_SETTINGS:
+	case NE_MSG_FLOW_VERDICT:
 		return true;
 	default:
 		return false;
@@ -542,4 +549,228 @@ int ne_wire_recv(int fd, uint8_t *buf, size_t cap, int *fds, size_t *nfds)
 		return -EBADMSG;
 	}
 	return (int)n;
+}
+
+int ne_msg_result2_encode(struct ne_wbuf *b, uint16_t type, uint64_t id, const struct ne_msg_result *m)
+{
+	ne_msg_begin(b, type, id);
+	ne_put_u32(b, (uint32_t)m->error);
+	ne_put_str(b, m->message.p, m->message.len);
+	return ne_msg_finish(b);
+}
+
+/* --- content filter ------------------------------------------------------------------ */
+
+static void put_view(struct ne_wbuf *b, struct ne_view v)
+{
+	ne_put_str(b, v.p ? v.p : "", v.p ? v.len : 0);
+}
+
+static void put_rule(struct ne_wbuf *b, const struct ne_wire_rule *r)
+{
+	ne_put_u8(b, r->action);
+	ne_put_u8(b, r->direction);
+	ne_put_u8(b, r->protocol);
+	put_view(b, r->remote_network);
+	ne_put_u16(b, r->remote_port);
+	put_view(b, r->remote_hostname);
+	put_view(b, r->local_network);
+	ne_put_u16(b, r->local_port);
+	put_view(b, r->executable);
+	ne_put_u8(b, r->match_uid);
+	ne_put_u32(b, r->uid);
+	put_view(b, r->cgroup);
+}
+
+static void get_rule(struct ne_rbuf *b, struct ne_wire_rule *r)
+{
+	r->action = ne_get_u8(b);
+	r->direction = ne_get_u8(b);
+	r->protocol = ne_get_u8(b);
+	r->remote_network = ne_get_str(b, NE_WIRE_STR_MAX);
+	r->remote_port = ne_get_u16(b);
+	r->remote_hostname = ne_get_str(b, NE_WIRE_STR_MAX);
+	r->local_network = ne_get_str(b, NE_WIRE_STR_MAX);
+	r->local_port = ne_get_u16(b);
+	r->executable = ne_get_str(b, NE_WIRE_STR_MAX);
+	r->match_uid = ne_get_u8(b) != 0;
+	r->uid = ne_get_u32(b);
+	r->cgroup = ne_get_str(b, NE_WIRE_STR_MAX);
+}
+
+int ne_msg_filter_settings_encode(struct ne_wbuf *b, uint64_t id, const struct ne_msg_filter_settings *m)
+{
+	uint16_t i;
+
+	if (m->n_rules > NE_WIRE_RULES_MAX)
+		return -E2BIG;
+	ne_msg_begin(b, NE_MSG_FILTER_SETTINGS, id);
+	ne_put_u32(b, m->provider);
+	ne_put_u8(b, m->default_action);
+	ne_put_u32(b, m->report_flags);
+	ne_put_u32(b, m->stats_interval_ms);
+	ne_put_u16(b, m->n_rules);
+	for (i = 0; i < m->n_rules; i++)
+		put_rule(b, &m->rules[i]);
+	return ne_msg_finish(b);
+}
+
+int ne_msg_filter_settings_decode(const uint8_t *p, size_t len, struct ne_msg_filter_settings *ret)
+{
+	struct ne_rbuf r = { p, len, 0, 0 };
+	struct ne_wire_rule *rules = ret->rules;
+	uint16_t i, n;
+
+	ret->provider = ne_get_u32(&r);
+	ret->default_action = ne_get_u8(&r);
+	ret->report_flags = ne_get_u32(&r);
+	ret->stats_interval_ms = ne_get_u32(&r);
+	n = ne_get_u16(&r);
+	if (n > NE_WIRE_RULES_MAX)
+		return -EBADMSG;
+	for (i = 0; i < n && !r.err; i++)
+		get_rule(&r, &rules[i]);
+	if (decode_end(&r))
+		return -EBADMSG;
+	ret->n_rules = n;
+	return 0;
+}
+
+static void put_flow(struct ne_wbuf *b, const struct ne_flow_record *f)
+{
+	int i;
+
+	ne_put_u64(b, f->id);
+	ne_put_u8(b, f->direction);
+	ne_put_u8(b, f->family);
+	ne_put_u8(b, f->protocol);
+	for (i = 0; i < 16; i++)
+		ne_put_u8(b, f->local_addr[i]);
+	ne_put_u16(b, f->local_port);
+	for (i = 0; i < 16; i++)
+		ne_put_u8(b, f->remote_addr[i]);
+	ne_put_u16(b, f->remote_port);
+	put_view(b, f->hostname);
+	ne_put_u32(b, (uint32_t)f->pid);
+	ne_put_u32(b, (uint32_t)f->ppid);
+	ne_put_u8(b, f->has_ids);
+	ne_put_u32(b, f->uid);
+	ne_put_u32(b, f->gid);
+	ne_put_u64(b, f->start_time);
+	put_view(b, f->executable);
+	put_view(b, f->cmdline);
+	put_view(b, f->cgroup);
+}
+
+/* Also checks what the library relies on: a known direction and IP version. */
+static void get_flow(struct ne_rbuf *b, struct ne_flow_record *f)
+{
+	int i;
+
+	f->id = ne_get_u64(b);
+	f->direction = ne_get_u8(b);
+	f->family = ne_get_u8(b);
+	f->protocol = ne_get_u8(b);
+	for (i = 0; i < 16; i++)
+		f->local_addr[i] = ne_get_u8(b);
+	f->local_port = ne_get_u16(b);
+	for (i = 0; i < 16; i++)
+		f->remote_addr[i] = ne_get_u8(b);
+	f->remote_port = ne_get_u16(b);
+	f->hostname = ne_get_str(b, NE_WIRE_STR_MAX);
+	f->pid = (int32_t)ne_get_u32(b);
+	f->ppid = (int32_t)ne_get_u32(b);
+	f->has_ids = ne_get_u8(b) != 0;
+	f->uid = ne_get_u32(b);
+	f->gid = ne_get_u32(b);
+	f->start_time = ne_get_u64(b);
+	f->executable = ne_get_str(b, NE_WIRE_STR_MAX);
+	f->cmdline = ne_get_str(b, NE_WIRE_STR_MAX);
+	f->cgroup = ne_get_str(b, NE_WIRE_STR_MAX);
+	if (f->id == 0 || (f->direction != 1 && f->direction != 2) ||
+	    (f->family != 4 && f->family != 6))
+		b->err = -EBADMSG;
+}
+
+int ne_msg_flow_new_encode(struct ne_wbuf *b, const struct ne_msg_flow_new *m)
+{
+	ne_msg_begin(b, NE_MSG_FLOW_NEW, m->flow.id);
+	ne_put_u32(b, m->provider);
+	put_flow(b, &m->flow);
+	return ne_msg_finish(b);
+}
+
+int ne_msg_flow_new_decode(const uint8_t *p, size_t len, struct ne_msg_flow_new *ret)
+{
+	struct ne_rbuf r = { p, len, 0, 0 };
+	struct ne_msg_flow_new m;
+
+	m.provider = ne_get_u32(&r);
+	get_flow(&r, &m.flow);
+	if (decode_end(&r))
+		return -EBADMSG;
+	*ret = m;
+	return 0;
+}
+
+int ne_msg_flow_verdict_encode(struct ne_wbuf *b, uint64_t flow_id, const struct ne_msg_flow_verdict *m)
+{
+	ne_msg_begin(b, NE_MSG_FLOW_VERDICT, flow_id);
+	ne_put_u32(b, m->provider);
+	ne_put_u8(b, m->kind);
+	ne_put_u8(b, m->flags);
+	ne_put_u32(b, m->peek_inbound);
+	ne_put_u32(b, m->peek_outbound);
+	return ne_msg_finish(b);
+}
+
+int ne_msg_flow_verdict_decode(const uint8_t *p, size_t len, struct ne_msg_flow_verdict *ret)
+{
+	struct ne_rbuf r = { p, len, 0, 0 };
+	struct ne_msg_flow_verdict m;
+
+	m.provider = ne_get_u32(&r);
+	m.kind = ne_get_u8(&r);
+	m.flags = ne_get_u8(&r);
+	m.peek_inbound = ne_get_u32(&r);
+	m.peek_outbound = ne_get_u32(&r);
+	if (decode_end(&r) || m.kind > 4 || m.flags > 3)
+		return -EBADMSG;
+	*ret = m;
+	return 0;
+}
+
+int ne_msg_flow_report_encode(struct ne_wbuf *b, const struct ne_msg_flow_report *m)
+{
+	ne_msg_begin(b, NE_MSG_FLOW_REPORT, m->flow.id);
+	ne_put_u32(b, m->provider);
+	ne_put_u8(b, m->event);
+	ne_put_u8(b, m->verdict);
+	ne_put_u64(b, m->bytes_in);
+	ne_put_u64(b, m->bytes_out);
+	ne_put_u64(b, m->packets_in);
+	ne_put_u64(b, m->packets_out);
+	put_view(b, m->detail);
+	put_flow(b, &m->flow);
+	return ne_msg_finish(b);
+}
+
+int ne_msg_flow_report_decode(const uint8_t *p, size_t len, struct ne_msg_flow_report *ret)
+{
+	struct ne_rbuf r = { p, len, 0, 0 };
+	struct ne_msg_flow_report m;
+
+	m.provider = ne_get_u32(&r);
+	m.event = ne_get_u8(&r);
+	m.verdict = ne_get_u8(&r);
+	m.bytes_in = ne_get_u64(&r);
+	m.bytes_out = ne_get_u64(&r);
+	m.packets_in = ne_get_u64(&r);
+	m.packets_out = ne_get_u64(&r);
+	m.detail = ne_get_str(&r, NE_WIRE_STR_MAX);
+	get_flow(&r, &m.flow);
+	if (decode_end(&r) || m.event < 1 || m.event > 4 || m.verdict > 4)
+		return -EBADMSG;
+	*ret = m;
+	return 0;
 }

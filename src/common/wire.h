@@ -48,7 +48,17 @@ enum ne_msg_type {
 	NE_MSG_APP_MESSAGE = 9,  /* D→E id req: u32 provider, blob data */
 	NE_MSG_APP_REPLY = 10,   /* E→D id req: i32 error, blob data */
 	NE_MSG_LOG = 11,         /* E→D id 0: u8 level, str text */
-	NE_MSG_TYPE_MAX = 11,
+	NE_MSG_RESULT = 12,      /* D→E id req: i32 error, str message (answers FILTER_SETTINGS) */
+	NE_MSG_FILTER_SETTINGS = 13, /* E→D id req: u32 provider, u8 default_action,
+				  *             u32 report_flags, u32 stats_interval_ms,
+				  *             u16 n, n × rule (ne_wire_rule below) */
+	NE_MSG_FLOW_NEW = 14,    /* D→E id flow: u32 provider, flow (ne_flow_record below) */
+	NE_MSG_FLOW_VERDICT = 15, /* E→D id flow: u32 provider, u8 kind, u8 flags,
+				  *             u32 peek_inbound, u32 peek_outbound */
+	NE_MSG_FLOW_REPORT = 16, /* D→E id flow: u32 provider, u8 event, u8 verdict,
+				  *             u64 bytes_in, u64 bytes_out, u64 packets_in,
+				  *             u64 packets_out, str detail, flow */
+	NE_MSG_TYPE_MAX = 16,
 };
 
 struct ne_msg_hdr {
@@ -109,6 +119,71 @@ struct ne_msg_app_reply {
 struct ne_msg_log {
 	uint8_t level;
 	struct ne_view text;
+};
+
+/* A flow as the daemon describes it to a filter (FLOW_NEW, FLOW_REPORT):
+ *     u64 id, u8 direction, u8 family, u8 protocol, 16 × u8 local address, u16 local port,
+ *     16 × u8 remote address, u16 remote port, str hostname, i32 pid, i32 ppid,
+ *     u8 has_ids, u32 uid, u32 gid, u64 start_time, str executable, str cmdline, str cgroup
+ * IPv4 addresses use the first 4 address bytes, the rest zero. */
+struct ne_flow_record {
+	uint64_t id;
+	uint8_t direction; /* ne_flow_direction */
+	uint8_t family;    /* 4 or 6: the IP version, not an AF_* value (those differ by OS) */
+	uint8_t protocol;
+	uint8_t local_addr[16], remote_addr[16];
+	uint16_t local_port, remote_port;
+	struct ne_view hostname, executable, cmdline, cgroup;
+	int32_t pid, ppid;  /* -1 unknown */
+	bool has_ids;       /* uid and gid known */
+	uint32_t uid, gid;
+	uint64_t start_time;
+};
+
+/* One filter rule (struct ne_filter_rule):
+ *     u8 action, u8 direction, u8 protocol, str remote_network, u16 remote_port,
+ *     str remote_hostname, str local_network, u16 local_port, str executable,
+ *     u8 match_uid, u32 uid, str cgroup
+ * Strings are "" for "any"; their meaning is checked by the daemon, not the decoder. */
+struct ne_wire_rule {
+	uint8_t action, direction, protocol;
+	struct ne_view remote_network, remote_hostname, local_network, executable, cgroup;
+	uint16_t remote_port, local_port;
+	bool match_uid;
+	uint32_t uid;
+};
+
+#define NE_WIRE_RULES_MAX 1024
+
+struct ne_msg_filter_settings {
+	uint32_t provider;
+	uint8_t default_action;
+	uint32_t report_flags;
+	uint32_t stats_interval_ms;
+	uint16_t n_rules;
+	struct ne_wire_rule *rules; /* encode: n_rules entries; decode: caller's array of
+				     * NE_WIRE_RULES_MAX entries */
+};
+
+struct ne_msg_flow_new {
+	uint32_t provider;
+	struct ne_flow_record flow;
+};
+
+struct ne_msg_flow_verdict {
+	uint32_t provider;
+	uint8_t kind;  /* ne_verdict_kind */
+	uint8_t flags; /* bit 0 filter inbound, bit 1 filter outbound */
+	uint32_t peek_inbound, peek_outbound;
+};
+
+struct ne_msg_flow_report {
+	uint32_t provider;
+	uint8_t event;   /* ne_filter_report_event */
+	uint8_t verdict; /* ne_verdict_kind */
+	uint64_t bytes_in, bytes_out, packets_in, packets_out;
+	struct ne_view detail;
+	struct ne_flow_record flow;
 };
 
 /* Output buffer: fixed capacity; an overflow sets err and later puts do nothing. */
@@ -174,6 +249,16 @@ int ne_msg_app_reply_encode(struct ne_wbuf *b, uint64_t id, const struct ne_msg_
 int ne_msg_app_reply_decode(const uint8_t *p, size_t len, struct ne_msg_app_reply *ret);
 int ne_msg_log_encode(struct ne_wbuf *b, const struct ne_msg_log *m);
 int ne_msg_log_decode(const uint8_t *p, size_t len, struct ne_msg_log *ret);
+/* RESULT has START_DONE's payload: struct ne_msg_result. */
+int ne_msg_result2_encode(struct ne_wbuf *b, uint16_t type, uint64_t id, const struct ne_msg_result *m);
+int ne_msg_filter_settings_encode(struct ne_wbuf *b, uint64_t id, const struct ne_msg_filter_settings *m);
+int ne_msg_filter_settings_decode(const uint8_t *p, size_t len, struct ne_msg_filter_settings *ret);
+int ne_msg_flow_new_encode(struct ne_wbuf *b, const struct ne_msg_flow_new *m);
+int ne_msg_flow_new_decode(const uint8_t *p, size_t len, struct ne_msg_flow_new *ret);
+int ne_msg_flow_verdict_encode(struct ne_wbuf *b, uint64_t flow_id, const struct ne_msg_flow_verdict *m);
+int ne_msg_flow_verdict_decode(const uint8_t *p, size_t len, struct ne_msg_flow_verdict *ret);
+int ne_msg_flow_report_encode(struct ne_wbuf *b, const struct ne_msg_flow_report *m);
+int ne_msg_flow_report_decode(const uint8_t *p, size_t len, struct ne_msg_flow_report *ret);
 
 /* Socket I/O. send: one frame plus up to NE_WIRE_MAX_FDS fds, non-blocking; -EAGAIN when
  * the peer is not reading. recv: one frame into buf (cap ≥ NE_WIRE_MAX); received fds are

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include <netext/extension.h>
+#include <netext/filter.h>
 
 #include "lib-internal.h"
 #include "util.h"
@@ -37,6 +38,7 @@
 struct registration {
 	bool used;
 	struct ne_provider_ops ops;
+	struct ne_filter_ops fops; /* filter-data providers */
 	void *userdata;
 };
 
@@ -49,6 +51,7 @@ struct ne_provider {
 	void *context;
 	bool start_pending, started, stop_pending;
 	uint64_t start_id, stop_id;
+	struct nelib_filter *filter; /* filter-data providers: flows and settings (filter.c) */
 };
 
 struct ne_message {
@@ -163,6 +166,16 @@ static int send_frame(ne_extension *ext, int len)
 	}
 }
 
+int nelib_send(ne_extension *ext, int len)
+{
+	return send_frame(ext, len);
+}
+
+struct ne_wbuf nelib_wbuf(ne_extension *ext)
+{
+	return wbuf(ext);
+}
+
 static int send_empty(ne_extension *ext, uint16_t type, uint64_t id)
 {
 	struct ne_wbuf b = wbuf(ext);
@@ -266,6 +279,7 @@ static void provider_free(ne_provider *pv)
 			break;
 		}
 	pthread_mutex_unlock(&live_lock);
+	nelib_filter_free(pv->filter);
 	free(pv->config);
 	free(pv);
 }
@@ -300,6 +314,38 @@ static const struct registration *registration_for(const ne_extension *ext, uint
 	if (type == 0 || type > NE_PROVIDER_TYPE_MAX || !ext->regs[type].used)
 		return NULL;
 	return &ext->regs[type];
+}
+
+ne_provider *nelib_find_provider(const ne_extension *ext, uint32_t handle)
+{
+	return find_provider(ext, handle);
+}
+
+bool nelib_provider_live(const ne_provider *pv)
+{
+	return provider_live(pv);
+}
+
+/* The provider's filter state, created on first use; NULL for other provider types and
+ * providers that are stopping (settings may be applied while the start is pending). */
+struct nelib_filter *nelib_provider_filter(ne_provider *pv, const struct ne_filter_ops **ret_ops,
+					   void **ret_userdata)
+{
+	const struct registration *reg = registration_for(pv->ext, (uint16_t)pv->type);
+
+	if (pv->type != NE_PROVIDER_FILTER_DATA || !reg || !(pv->started || pv->start_pending) ||
+	    pv->stop_pending)
+		return NULL;
+	if (!pv->filter)
+		pv->filter = nelib_filter_new();
+	*ret_ops = &reg->fops;
+	*ret_userdata = reg->userdata;
+	return pv->filter;
+}
+
+uint32_t nelib_provider_handle(const ne_provider *pv)
+{
+	return pv->handle;
 }
 
 /* --- handlers of daemon frames: each returns 0 or a protocol fault ---------------------- */
@@ -437,6 +483,10 @@ static int handle_frame(ne_extension *ext, const struct ne_msg_hdr *h, const uin
 		return on_stop(ext, h->id, p, len);
 	case NE_MSG_APP_MESSAGE:
 		return on_app_message(ext, h->id, p, len);
+	case NE_MSG_RESULT:
+	case NE_MSG_FLOW_NEW:
+	case NE_MSG_FLOW_REPORT:
+		return nelib_filter_frame(ext, h, p, len);
 	default:
 		return -EPROTO;
 	}
@@ -523,6 +573,22 @@ int ne_extension_register(ne_extension *ext, ne_provider_type type,
 	reg->ops.size = sizeof(reg->ops);
 	reg->userdata = userdata;
 	reg->used = true;
+	return 0;
+}
+
+int ne_extension_register_filter(ne_extension *ext, const struct ne_provider_ops *ops,
+				 const struct ne_filter_ops *filter_ops, void *userdata)
+{
+	int r;
+
+	if (!ext || !filter_ops || filter_ops->size < sizeof(uint32_t) + sizeof(void *))
+		return -EINVAL;
+	r = ne_extension_register(ext, NE_PROVIDER_FILTER_DATA, ops, userdata);
+	if (r < 0)
+		return r;
+	memcpy(&ext->regs[NE_PROVIDER_FILTER_DATA].fops, filter_ops,
+	       NE_MIN((size_t)filter_ops->size, sizeof(struct ne_filter_ops)));
+	ext->regs[NE_PROVIDER_FILTER_DATA].fops.size = sizeof(struct ne_filter_ops);
 	return 0;
 }
 

@@ -2,7 +2,8 @@
  * is exported (see libnetext.map). */
 #pragma once
 
-#include <netext/netext.h>
+#include <netext/extension.h>
+#include <stdbool.h>
 
 #include "wire.h"
 
@@ -18,3 +19,20 @@ size_t nelib_sanitize(char *dst, const char *s, size_t max);
 
 /* Milliseconds left until deadline_usec (monotonic), at least 0, at most cap_ms. */
 int nelib_ms_left(unsigned long long deadline_usec, int cap_ms);
+
+/* extension.c, for the provider types' own files (filter.c): */
+struct ne_filter_ops;
+struct nelib_filter;
+int nelib_send(ne_extension *ext, int len);  /* sends the frame encoded in nelib_wbuf() */
+struct ne_wbuf nelib_wbuf(ne_extension *ext);
+ne_provider *nelib_find_provider(const ne_extension *ext, uint32_t handle);
+bool nelib_provider_live(const ne_provider *pv);
+struct nelib_filter *nelib_provider_filter(ne_provider *pv, const struct ne_filter_ops **ret_ops,
+					   void **ret_userdata);
+uint32_t nelib_provider_handle(const ne_provider *pv);
+
+/* filter.c: the filter-data provider's flows and settings. */
+struct nelib_filter *nelib_filter_new(void);
+void nelib_filter_free(struct nelib_filter *f); /* NULL ok */
+/* Handles RESULT, FLOW_NEW and FLOW_REPORT: 0 or a protocol fault. */
+int nelib_filter_frame(ne_extension *ext, const struct ne_msg_hdr *h, const uint8_t *p, size_t len);
