@@ -126,5 +126,11 @@ void *sysext_requests_json(struct daemon *d); /* json_t array of waiting request
 void sysext_on_replaced(struct daemon *d, const char *identifier);
 void sysext_on_deactivated(struct daemon *d, const char *identifier);
 
+/* Sends a frame that the caller encoded itself (filter.c). With fault_when_full false, a
+ * full channel returns -EAGAIN instead of faulting the extension. */
+int ext_send_raw(struct ext *e, const void *frame, size_t len, bool fault_when_full);
+
 /* main.c */
 void daemon_maybe_exit(struct daemon *d);
+/* Rebuilds and applies the whole nftables table: base chains plus every provider's rules. */
+int daemon_apply_ruleset(struct daemon *d);

@@ -431,6 +431,20 @@ static int configure(struct dp_nfq *q, const struct dp_nfq_options *o)
 	return config_result(q, 1);
 }
 
+/* Changes the fail-open flag of a live queue: no ack is awaited (packets share the socket);
+ * a refusal arrives later as an error reply and is counted. */
+int dp_nfq_set_fail_open(struct dp_nfq *q, bool fail_open)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nlmsghdr *nlh = nfq_nlmsg_put(buf, NFQNL_MSG_CONFIG, q->queue);
+
+	mnl_attr_put_u32(nlh, NFQA_CFG_FLAGS, htonl(fail_open ? NFQA_CFG_F_FAIL_OPEN : 0));
+	mnl_attr_put_u32(nlh, NFQA_CFG_MASK, htonl(NFQA_CFG_F_FAIL_OPEN));
+	if (mnl_socket_sendto(q->nl, nlh, nlh->nlmsg_len) < 0)
+		return ne_negerrno();
+	return 0;
+}
+
 int dp_nfq_open(struct dp_nfq **ret, uint16_t queue, const struct dp_nfq_options *o, dp_nfq_cb cb,
 		void *userdata)
 {

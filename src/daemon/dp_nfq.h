@@ -88,4 +88,6 @@ int dp_nfq_dispatch(struct dp_nfq *q);
 int dp_nfq_verdict(struct dp_nfq *q, uint32_t id, const struct dp_verdict *v);
 /* Sends every verdict collected so far. */
 int dp_nfq_flush(struct dp_nfq *q);
+/* Turns DP_NFQ_F_FAIL_OPEN on or off on an open queue without disturbing held packets. */
+int dp_nfq_set_fail_open(struct dp_nfq *q, bool fail_open);
 void dp_nfq_get_stats(const struct dp_nfq *q, struct dp_nfq_stats *ret);

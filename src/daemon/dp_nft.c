@@ -376,18 +376,33 @@ static int queue_compat(struct nftnl_rule *r, const struct dp_action *a)
 	return rule_add(r, e);
 }
 
+/* mark = value, or with mark_keep: mark = (mark & mark_keep) ^ value, so that other software's
+ * bits of the mark survive (nft: `ct mark set ct mark & 0xff0fffff | 0x00100000`). */
 static int mark_set(struct nftnl_rule *r, const struct dp_action *a)
 {
 	bool meta = a->kind == DP_ACTION_META_MARK_SET;
+	uint32_t key = meta ? NFT_META_MARK : NFT_CT_MARK;
 	struct nftnl_expr *e;
 	int err;
 
-	if ((err = put_imm_u32(r, a->mark)) < 0)
+	if (a->mark_keep) {
+		err = meta ? put_meta_load(r, key) : put_ct_load(r, key);
+		e = err < 0 ? NULL : nftnl_expr_alloc("bitwise");
+		if (e) {
+			nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
+			nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
+			nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, sizeof(uint32_t));
+			nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, &a->mark_keep, sizeof(uint32_t));
+			nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, &a->mark, sizeof(uint32_t));
+		}
+		err = err < 0 ? err : rule_add(r, e);
+	} else
+		err = put_imm_u32(r, a->mark);
+	if (err < 0)
 		return err;
 	e = nftnl_expr_alloc(meta ? "meta" : "ct");
 	if (e) {
-		nftnl_expr_set_u32(e, meta ? NFTNL_EXPR_META_KEY : NFTNL_EXPR_CT_KEY,
-				   meta ? NFT_META_MARK : NFT_CT_MARK);
+		nftnl_expr_set_u32(e, meta ? NFTNL_EXPR_META_KEY : NFTNL_EXPR_CT_KEY, key);
 		nftnl_expr_set_u32(e, meta ? NFTNL_EXPR_META_SREG : NFTNL_EXPR_CT_SREG, NFT_REG_1);
 	}
 	return rule_add(r, e);

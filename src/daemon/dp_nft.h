@@ -117,6 +117,8 @@ struct dp_action {
 		} queue;
 		uint32_t mark;
 	};
+	/* Mark actions: bits of the old mark to keep (host order); 0 overwrites the whole mark. */
+	uint32_t mark_keep;
 };
 
 /* Matches are ANDed; actions run in order, so a verdict (accept, drop, queue) goes last. */

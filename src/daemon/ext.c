@@ -27,6 +27,7 @@
 
 #include "bundle.h"
 #include "cgroup.h"
+#include "filter.h"
 #include "daemon.h"
 #include "log.h"
 #include "sandbox.h"
@@ -184,6 +185,8 @@ static struct provider *prov_by_handle(struct ext *e, uint32_t handle)
 
 static void prov_free(struct provider *p)
 {
+	if (p->type == NE_PROVIDER_FILTER_DATA)
+		filter_provider_gone(p->ext->d, p->config, p->ext->fd >= 0 ? "provider stopped" : "extension exited");
 	ne_list_remove(&p->link);
 	free(p);
 }
@@ -210,6 +213,22 @@ static int ext_send(struct ext *e, int len)
 		return r;
 	}
 	return 0;
+}
+
+int ext_send_raw(struct ext *e, const void *frame, size_t len, bool fault_when_full)
+{
+	int r;
+
+	if (e->fd < 0 || e->state != EXT_RUNNING)
+		return -ENOTCONN;
+	r = ne_wire_send(e->fd, frame, len, NULL, 0);
+	if (r == -EAGAIN && !fault_when_full)
+		return -EAGAIN;
+	if (r == -EAGAIN)
+		ext_fault(e, "not reading its channel (send buffer full)");
+	else if (r < 0)
+		ext_fault(e, "channel send failed: %s", strerror(-r));
+	return r < 0 ? r : 0;
 }
 
 static struct ne_wbuf ext_wb(void)
@@ -335,6 +354,8 @@ static int prov_send_start(struct ext *e, const struct store_config *c, struct c
 	}
 	log_info("extension %s: starting provider for configuration %s (%s)", e->id, c->name,
 		 ne_provider_type_name(c->provider_type));
+	if (p->type == NE_PROVIDER_FILTER_DATA)
+		filter_provider_present(e->d, p->config, e, p->handle);
 	return ext_send(e, ne_msg_start_encode(&b, pd->id, &m));
 }
 
@@ -357,6 +378,8 @@ static int prov_send_stop(struct provider *p, ne_stop_reason reason, struct ctl_
 	p->state = PROV_STOPPING;
 	log_info("extension %s: stopping provider for %s (%s)", e->id, p->config,
 		 ne_stop_reason_name(reason));
+	if (p->type == NE_PROVIDER_FILTER_DATA)
+		filter_provider_gone(e->d, p->config, ne_stop_reason_name(reason));
 	return ext_send(e, ne_msg_stop_encode(&b, pd->id, &m));
 }
 
@@ -453,6 +476,8 @@ static int on_start_done(struct ext *e, const struct ne_msg_hdr *h, const uint8_
 			pv->state = PROV_RUNNING;
 		pv->since_usec = ne_now_usec();
 		log_info("extension %s: provider for %s started", e->id, pv->config);
+		if (pv->type == NE_PROVIDER_FILTER_DATA && pv->state == PROV_RUNNING)
+			filter_provider_running(e->d, pv->config);
 		if (pd->req)
 			ctl_req_reply(pd->req, json_pack("{s:s, s:s}", "configuration", pv->config,
 							 "state", "running"));
@@ -589,6 +614,35 @@ static int on_log(struct ext *e, const struct ne_msg_hdr *h, const uint8_t *p, s
 	return 0;
 }
 
+/* Filter frames go to filter.c once the provider handle is known to be a filter's. */
+static struct provider *filter_prov(struct ext *e, const uint8_t *p, size_t len)
+{
+	struct provider *pv;
+
+	if (len < 4)
+		return NULL;
+	pv = prov_by_handle(e, (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]);
+	return pv && pv->type == NE_PROVIDER_FILTER_DATA ? pv : NULL;
+}
+
+static int on_filter_settings(struct ext *e, const struct ne_msg_hdr *h, const uint8_t *p, size_t len)
+{
+	struct provider *pv = filter_prov(e, p, len);
+
+	if (!pv)
+		return -EPROTO;
+	return filter_on_settings(e->d, pv->config, h->id, p, len);
+}
+
+static int on_flow_verdict(struct ext *e, const struct ne_msg_hdr *h, const uint8_t *p, size_t len)
+{
+	struct provider *pv = filter_prov(e, p, len);
+
+	if (!pv)
+		return len < 4 ? -EBADMSG : 0; /* a provider that stopped meanwhile: late, not hostile */
+	return filter_on_verdict(e->d, pv->config, h->id, p, len);
+}
+
 typedef int (*frame_handler)(struct ext *, const struct ne_msg_hdr *, const uint8_t *, size_t);
 
 static const frame_handler frame_handlers[NE_MSG_TYPE_MAX + 1] = {
@@ -598,6 +652,8 @@ static const frame_handler frame_handlers[NE_MSG_TYPE_MAX + 1] = {
 	[NE_MSG_STOP_DONE] = on_stop_done,
 	[NE_MSG_APP_REPLY] = on_app_reply,
 	[NE_MSG_LOG] = on_log,
+	[NE_MSG_FILTER_SETTINGS] = on_filter_settings,
+	[NE_MSG_FLOW_VERDICT] = on_flow_verdict,
 };
 
 /* Checks in the order of wire.h: role, header, state, exact decode (in the handler). */
@@ -1391,6 +1447,7 @@ int ext_config_start(struct daemon *d, const char *config, struct ctl_req *req)
 		ctl_req_error(req, "internal", "cannot save: %s", strerror(-r));
 		goto out;
 	}
+	filter_reconfigure(d);
 	if (e->state == EXT_RUNNING)
 		prov_send_start(e, &c, req);
 	else
@@ -1412,6 +1469,7 @@ int ext_config_stop(struct daemon *d, const char *config, struct ctl_req *req)
 		ctl_req_error(req, "not-found", "no configuration named %s", config);
 		return 0;
 	}
+	filter_reconfigure(d);
 	p = prov_by_config(d, config);
 	if (!p || p->ext->fd < 0) {
 		ctl_req_reply(req, json_pack("{s:s, s:s}", "configuration", config, "state", "stopped"));

@@ -24,6 +24,7 @@
 #include "cgroup.h"
 #include "daemon.h"
 #include "dp_nft.h"
+#include "filter.h"
 #include "log.h"
 #include "store.h"
 #include "util.h"
@@ -117,9 +118,25 @@ static int take_netns_lock(void)
 	return fd; /* held until exit */
 }
 
-static int setup_datapath(struct daemon *d)
+int daemon_apply_ruleset(struct daemon *d)
 {
 	struct dp_ruleset rs;
+	int r;
+
+	if (!d->nft)
+		return 0;
+	dp_ruleset_init_base(&rs, NETEXT_TABLE);
+	r = filter_add_rules(d, &rs);
+	if (r == 0)
+		r = dp_nft_apply(d->nft, &rs);
+	dp_ruleset_free(&rs);
+	if (r < 0)
+		log_warnx("datapath: cannot apply table inet %s: %s", NETEXT_TABLE, strerror(-r));
+	return r;
+}
+
+static int setup_datapath(struct daemon *d)
+{
 	bool stale = false;
 	int r;
 
@@ -132,9 +149,7 @@ static int setup_datapath(struct daemon *d)
 	if (dp_nft_table_exists(d->nft, NETEXT_TABLE, &stale) == 0 && stale)
 		log_warnx("removing stale table inet %s left by an instance that did not stop cleanly",
 			  NETEXT_TABLE);
-	dp_ruleset_init_base(&rs, NETEXT_TABLE);
-	r = dp_nft_apply(d->nft, &rs);
-	dp_ruleset_free(&rs);
+	r = daemon_apply_ruleset(d);
 	if (r < 0)
 		return r;
 	log_info("datapath: table inet %s ready", NETEXT_TABLE);
@@ -251,6 +266,7 @@ static void final_cleanup(struct daemon *d)
 	control_close(d->control);
 	d->control = NULL;
 	sysext_fini(d);
+	filter_fini(d); /* waiting flows are let go before the table (and its queue rules) goes */
 	if (d->cgroup_mount[0] && d->cgroup_base[0])
 		cgroup_remove(d->cgroup_mount, d->cgroup_base);
 	teardown_datapath(d);
@@ -289,6 +305,11 @@ static int run(struct daemon *d)
 			log_warnx("datapath: cannot set up nftables: %s", strerror(-r));
 			goto fail;
 		}
+	}
+	r = filter_init(d);
+	if (r < 0) {
+		log_warnx("cannot set up the content filter: %s", strerror(-r));
+		goto fail;
 	}
 	r = sysext_init(d);
 	if (r < 0) {
