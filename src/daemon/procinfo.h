@@ -29,6 +29,8 @@ struct pi_tuple {
 		struct in6_addr v6;
 	} local, remote;
 	uint16_t local_port, remote_port; /* host byte order */
+	int ifindex; /* interface the packet came in on or goes out of; 0 when unknown. Only
+		      * sockets bound to a device (SO_BINDTODEVICE, VRF) need it to be found. */
 };
 
 /* What sock_diag says about the socket. */
@@ -36,11 +38,14 @@ struct pi_socket {
 	uint64_t inode;
 	uint64_t cookie;
 	uint32_t uid;
+	uint8_t state; /* <netinet/tcp.h> TCP_ESTABLISHED, TCP_SYN_SENT, TCP_LISTEN…; UDP: TCP_CLOSE
+			* when unconnected, TCP_ESTABLISHED when connected */
 	bool listener; /* found as the listening socket of an inbound connection */
 };
 
 /* A process; strings are NUL-terminated and cut to their buffers (cmdline: arguments joined
- * by single spaces). */
+ * by single spaces). They are the process's own data: control characters are replaced by '?',
+ * other bytes are kept and need not be UTF-8. */
 struct pi_process {
 	pid_t pid;
 	pid_t ppid;
@@ -54,6 +59,7 @@ struct pi_process {
 
 struct procinfo_stats {
 	uint64_t lookups, sock_found, sock_missing, pid_found, pid_missing;
+	uint64_t inode_hits;  /* inode → pid served from the inode cache (verified by one readlink) */
 	uint64_t fast_hits;   /* inode found among recently seen owners */
 	uint64_t full_scans;  /* whole /proc scans */
 	uint64_t cache_hits;  /* process details served from the cache */
@@ -66,16 +72,23 @@ void procinfo_free(struct procinfo *pi);
 
 /* Finds the socket for t. For TCP an exact lookup first; if that finds nothing and
  * `inbound` is set, the listening socket on t->local (address, then wildcard) is returned
- * with listener = true (an inbound SYN has no socket yet). UDP lookups match unconnected
- * sockets bound to the local port as the kernel's own demux does. -ENOENT when there is no
- * socket (the process has closed it already). */
+ * with listener = true (an inbound SYN has no socket yet). A connection still in the
+ * listener's SYN queue (SYN_RECV) is also reported as its listener, and so is a TIME_WAIT
+ * socket met by an inbound lookup (a new SYN on an old tuple). UDP lookups match
+ * unconnected sockets bound to the local port as the kernel's own demux does. -ENOENT when
+ * there is no socket (the process has closed it already; TIME_WAIT and orphaned sockets
+ * belong to no process). */
 int procinfo_socket(struct procinfo *pi, const struct pi_tuple *t, bool inbound, struct pi_socket *ret);
 
 /* The process holding socket inode `inode`, with its details. `uid_hint` (or (uid_t)-1)
- * narrows the /proc scan to processes of that uid. -ENOENT when no process holds it. */
+ * orders the /proc scan: processes of that uid first, then the others (a socket's uid is its
+ * creator's at creation time; a daemon that dropped privileges or received the socket over
+ * a Unix socket holds it under another uid). -ENOENT when no process holds it. A socket
+ * shared by several processes (inherited over fork) is attributed to one of them. */
 int procinfo_process_by_inode(struct procinfo *pi, uint64_t inode, uid_t uid_hint, struct pi_process *ret);
 
-/* Details of pid (cached by pid and start time). -ENOENT when it has exited. */
+/* Details of pid (cached by pid and start time, checked on every call; after an execve that
+ * keeps the name, exe and cmdline may be up to two seconds old). -ENOENT when it has exited. */
 int procinfo_process(struct procinfo *pi, pid_t pid, struct pi_process *ret);
 
 /* procinfo_socket + procinfo_process_by_inode. On -ENOENT from the second step, ret_sock is
