@@ -2,6 +2,7 @@
  * verify: local operations on bundle directories and key files, no daemon needed). */
 #pragma once
 
+#include <jansson.h>
 #include <stdbool.h>
 
 enum {
@@ -20,3 +21,12 @@ extern bool opt_json;
 int cmd_keygen(int argc, char **argv); /* keygen --team TEAM --output FILE [--force] */
 int cmd_sign(int argc, char **argv);   /* sign BUNDLE --key FILE */
 int cmd_verify(int argc, char **argv); /* verify BUNDLE [--key FILE.pub]... */
+
+/* netextctl.c, for the other command files: */
+int ctl_run(const char *method, json_t *params, void (*show)(json_t *)); /* request, print */
+int ctl_connect(void);                  /* fd, or negative after printing why */
+int ctl_send_line(int fd, const char *s);
+
+/* flows_cmds.c: the content filter's flows. */
+int cmd_flows(int argc, char **argv);  /* flows [--pending] [--follow] | flows allow|drop ID */
+int cmd_filter(int argc, char **argv); /* filter: configurations and counters */

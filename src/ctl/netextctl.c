@@ -54,6 +54,9 @@ static void usage(FILE *f)
 		"  message NAME TEXT              send an app message, print the reply\n"
 		"  restart ID                     restart an extension (also clears 'failed')\n"
 		"  logs [-n LINES]                recent daemon and extension log lines\n"
+		"  flows [--pending] [--follow]   flows seen by the content filter (--follow: live)\n"
+		"  flows allow ID | flows drop ID decide a paused or pending flow\n"
+		"  filter                         content filter configurations and counters\n"
 		"  dev register ID EXECUTABLE [--user USER]   (developer mode only)\n"
 		"  dev unregister ID\n"
 		"  raw METHOD JSON-PARAMS         send any request (for scripts)\n"
@@ -883,6 +886,27 @@ static int cmd_show(const char *method, int argc, char **argv, int nargs, void (
 	return run(method, nargs ? json_pack("{s:s}", "identifier", argv[optind]) : NULL, show);
 }
 
+int ctl_run(const char *method, json_t *params, void (*show)(json_t *))
+{
+	return run(method, params, show);
+}
+
+int ctl_connect(void)
+{
+	int fd = connect_daemon();
+
+	if (fd < 0)
+		print_unreachable(fd);
+	return fd;
+}
+
+int ctl_send_line(int fd, const char *s)
+{
+	int r = send_all(fd, s, strlen(s));
+
+	return r < 0 ? r : send_all(fd, "\n", 1);
+}
+
 static int dispatch(int argc, char **argv)
 {
 	const char *cmd = argv[0];
@@ -929,6 +953,10 @@ static int dispatch(int argc, char **argv)
 	}
 	if (!strcmp(cmd, "logs"))
 		return cmd_logs(argc, argv);
+	if (!strcmp(cmd, "flows"))
+		return cmd_flows(argc, argv);
+	if (!strcmp(cmd, "filter"))
+		return cmd_filter(argc, argv);
 	if (!strcmp(cmd, "dev"))
 		return cmd_dev(argc, argv);
 	if (!strcmp(cmd, "raw"))

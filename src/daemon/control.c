@@ -24,6 +24,7 @@
 
 #include "control.h"
 #include "daemon.h"
+#include "filter.h"
 #include "log.h"
 #include "sandbox.h"
 #include "store.h"
@@ -598,7 +599,7 @@ static void m_config_add(struct control *c, struct ctl_req *req, json_t *params)
 		ctl_req_error(req, "invalid-params", "unknown provider type '%s'", prov);
 		goto out;
 	}
-	if (type != NE_PROVIDER_MESSAGE) {
+	if (type != NE_PROVIDER_MESSAGE && type != NE_PROVIDER_FILTER_DATA) {
 		ctl_req_error(req, "unsupported", "this netextd has no datapath for %s providers yet", prov);
 		goto out;
 	}
@@ -637,6 +638,7 @@ static void m_config_remove(struct control *c, struct ctl_req *req, json_t *para
 		ctl_req_error(req, "internal", "cannot remove: %s", strerror(-r));
 		return;
 	}
+	filter_reconfigure(c->d);
 	ext_config_removed(c->d, name);
 	ctl_req_reply(req, NULL);
 }
@@ -697,6 +699,52 @@ static void m_logs(struct control *c, struct ctl_req *req, json_t *params)
 	(void)c;
 }
 
+/* ---- content filter ----------------------------------------------------------------- */
+
+static void m_flows_list(struct control *c, struct ctl_req *req, json_t *params)
+{
+	json_t *pending = json_object_get(params, "pending");
+
+	ctl_req_reply(req, json_pack("{s:o}", "flows", filter_flows_json(c->d, json_is_true(pending))));
+}
+
+static void m_flows_decide(struct control *c, struct ctl_req *req, json_t *params)
+{
+	json_t *id = json_object_get(params, "id");
+	const char *verdict;
+	char who[64];
+
+	if (!json_is_integer(id) || json_integer_value(id) <= 0) {
+		ctl_req_error(req, "invalid-params", "'id' must be a flow id (netextctl flows --pending)");
+		return;
+	}
+	if (param_str(req, params, "verdict", true, 16, &verdict) < 0)
+		return;
+	if (strcmp(verdict, "allow") && strcmp(verdict, "drop")) {
+		ctl_req_error(req, "invalid-params", "verdict must be \"allow\" or \"drop\"");
+		return;
+	}
+	snprintf(who, sizeof(who), "netextctl (uid %u)", (unsigned)req->client->cred.uid);
+	if (filter_flow_decide(c->d, (uint64_t)json_integer_value(id), !strcmp(verdict, "allow"), who) < 0) {
+		ctl_req_error(req, "not-found", "flow %lld is not waiting for a verdict (decided, expired "
+			      "or unknown)", (long long)json_integer_value(id));
+		return;
+	}
+	ctl_req_reply(req, json_pack("{s:I, s:s}", "id", json_integer_value(id), "verdict", verdict));
+}
+
+static void m_flows_follow(struct control *c, struct ctl_req *req, json_t *params)
+{
+	filter_follow(c->d, req);
+	(void)params;
+}
+
+static void m_filter_status(struct control *c, struct ctl_req *req, json_t *params)
+{
+	ctl_req_reply(req, filter_status_json(c->d));
+	(void)params;
+}
+
 struct method {
 	const char *name;
 	bool admin;
@@ -723,6 +771,11 @@ static const struct method methods[] = {
 	{ "config.stop", true, m_config_stop },
 	{ "config.message", true, m_config_message },
 	{ "logs", true, m_logs },
+	/* Flows show who talks to whom: administrators only. */
+	{ "flows.list", true, m_flows_list },
+	{ "flows.decide", true, m_flows_decide },
+	{ "flows.follow", true, m_flows_follow },
+	{ "filter.status", true, m_filter_status },
 };
 
 static const struct method *method_find(const char *name)

@@ -315,19 +315,42 @@ static void pi_tuple_of(const struct fkey *k, struct pi_tuple *t)
 	t->remote_port = k->remote_port;
 }
 
-/* Replaces control characters (which the wire refuses) so that hostile argv stays printable. */
+/* Length of the valid UTF-8 sequence at s (1..4), or 0. */
+static size_t utf8_len(const unsigned char *s)
+{
+	size_t n, i;
+
+	if (s[0] < 0x80)
+		return 1;
+	n = s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc2 && s[0] < 0xe0 ? 2 : 0;
+	for (i = 1; i < n; i++)
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+	/* No overlong forms, surrogates or code points past U+10FFFF (as jansson checks). */
+	if ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] >= 0xa0) ||
+	    (s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] >= 0x90))
+		return 0;
+	return n;
+}
+
+/* A copy safe for the wire and for JSON: control characters and bytes that are not UTF-8
+ * become '?' (a process can put anything in its argv or executable name). */
 static char *dup_clean(const char *s)
 {
-	char *c;
-	size_t i;
+	unsigned char *c;
+	size_t i, n;
 
 	if (!s || !*s)
 		return NULL;
-	c = strdup(s);
-	for (i = 0; c && c[i]; i++)
-		if ((unsigned char)c[i] < 0x20 || c[i] == 0x7f)
+	c = (unsigned char *)strdup(s);
+	for (i = 0; c && c[i]; i += n) {
+		n = utf8_len(c + i);
+		if (!n || c[i] < 0x20 || c[i] == 0x7f) {
 			c[i] = '?';
-	return c;
+			n = 1;
+		}
+	}
+	return (char *)c;
 }
 
 static void flow_attribute(struct flow *f)
@@ -500,8 +523,9 @@ static int cfg_send(struct fcfg *c, int len)
 	return ext_send_raw(c->ext, fbuf, (size_t)len, false);
 }
 
+/* verdict: NE_VERDICT_ALLOW / _DROP, or 0 for the flow's own (decided) state. */
 static void report(struct fcfg *c, const struct flow *f, uint8_t event, const char *detail,
-		   const struct ct_flow *counts)
+		   const struct ct_flow *counts, uint8_t verdict)
 {
 	struct ne_msg_flow_report m = { .provider = c->handle, .event = event };
 	struct ne_wbuf b = { fbuf, 0, sizeof(fbuf), 0 };
@@ -509,7 +533,7 @@ static void report(struct fcfg *c, const struct flow *f, uint8_t event, const ch
 
 	if (!c->running)
 		return;
-	m.verdict = f->state == FLOW_ALLOWED ? NE_VERDICT_ALLOW : NE_VERDICT_DROP;
+	m.verdict = verdict ? verdict : f->state == FLOW_ALLOWED ? NE_VERDICT_ALLOW : NE_VERDICT_DROP;
 	if (counts && counts->has_counters) {
 		/* The original direction is the flow's first packet: outbound for outbound flows. */
 		m.bytes_out = inbound ? counts->reply_bytes : counts->orig_bytes;
@@ -584,7 +608,7 @@ static void flow_decide(struct flow *f, enum flow_state st, const char *fmt, ...
 		struct fcfg *c = ne_container_of(pos, struct fcfg, link);
 
 		if ((f->asked & (1u << c->slot)) && (c->report_flags & NE_FILTER_REPORT_NEW_FLOWS))
-			report(c, f, NE_FILTER_REPORT_NEW_FLOW, f->decided_by, NULL);
+			report(c, f, NE_FILTER_REPORT_NEW_FLOW, f->decided_by, NULL, 0);
 		if (st == FLOW_ALLOWED)
 			c->n_allowed += (f->asked >> c->slot) & 1;
 		else
@@ -745,7 +769,7 @@ static void flow_resolve(struct fcfg *c, struct flow *f, bool allow, const char 
 
 	waiting_leave(f);
 	if (was_sent)
-		report(c, f, NE_FILTER_REPORT_RESOLVED, detail, NULL);
+		report(c, f, NE_FILTER_REPORT_RESOLVED, detail, NULL, allow ? NE_VERDICT_ALLOW : NE_VERDICT_DROP);
 	if (!allow) {
 		flow_decide(f, FLOW_DROPPED, "%s: %s", c->name, detail);
 		return;
@@ -1209,7 +1233,7 @@ static void on_ct_destroy(const struct ct_flow *cf, void *ud)
 		struct fcfg *c = ne_container_of(pos, struct fcfg, link);
 
 		if ((f->asked >> c->slot & 1) && (c->report_flags & NE_FILTER_REPORT_CLOSED))
-			report(c, f, NE_FILTER_REPORT_FLOW_CLOSED, NULL, cf);
+			report(c, f, NE_FILTER_REPORT_FLOW_CLOSED, NULL, cf, 0);
 	}
 	follow_emit(f, "closed", cf);
 	F->n_closed++;
@@ -1245,7 +1269,7 @@ static int stats_tick(sd_event_source *s, uint64_t usec, void *ud)
 		if (f->state != FLOW_ALLOWED || !(f->asked >> c->slot & 1))
 			continue;
 		flow_ct_query(f, &cf);
-		report(c, f, NE_FILTER_REPORT_FLOW_STATISTICS, NULL, &cf);
+		report(c, f, NE_FILTER_REPORT_FLOW_STATISTICS, NULL, &cf, 0);
 		n++;
 	}
 	sd_event_source_set_time(s, ne_now_usec() + (uint64_t)c->stats_ms * 1000);
@@ -1313,7 +1337,7 @@ static int queues_open(void)
 		F->acct = true;
 	else
 		log_warnx("filter: cannot enable conntrack accounting: flow byte counts will be 0");
-	if (ct_events_open(&F->ct, FILTER_MARK_MASK, on_ct_destroy, NULL) == 0)
+	if (ct_events_open(&F->ct, FILTER_MARK_MASK, 0, on_ct_destroy, NULL) == 0)
 		sd_event_add_io(F->d->event, &F->ct_src, ct_events_fd(F->ct), EPOLLIN, on_ct_io, NULL);
 	else
 		log_warnx("filter: no conntrack events: flow ends are not reported");
@@ -1334,7 +1358,7 @@ static void queues_close(void)
 	ct_events_close(F->ct);
 	F->ct = NULL;
 	if (F->acct)
-		ct_acct_restore();
+		(void)ct_acct_restore();
 	F->acct = false;
 }
 
