@@ -64,7 +64,10 @@ struct dns_msg {
  * a count larger than the message holds, a compression pointer that is not strictly backwards
  * (so loops are impossible), labels over 63 bytes, names over 255 bytes, reserved label types,
  * rdata that overruns, trailing bytes, more than one OPT or an OPT outside the additional
- * section; -E2BIG when the message has more than DNS_MAX_RECORDS records. m refers to p. */
+ * section or not owned by the root; also the names in CNAME, NS, PTR, MX, SRV and SOA rdata
+ * (which must fill it exactly) and the EDNS options in OPT rdata are checked. -E2BIG when the
+ * message has more than DNS_MAX_RECORDS records. On success m refers to p; on failure m is
+ * untouched. */
 int dns_parse(const uint8_t *p, size_t len, struct dns_msg *m);
 
 /* Decodes the (already validated) name at off into text (size ≥ DNS_NAME_TEXT_MAX). The root
@@ -73,6 +76,10 @@ int dns_name_text(const struct dns_msg *m, size_t off, char *text, size_t size);
 
 /* Compares the validated names at two offsets, case-insensitively. */
 bool dns_name_equal(const struct dns_msg *m, size_t off_a, size_t off_b);
+/* The validated name at off in canonical wire form (RFC 4034 §6.2: uncompressed, ASCII
+ * lower-cased, length bytes included, root label last) into out (size ≥ DNS_NAME_MAX): two
+ * names are equal exactly when these bytes are, so callers can hash them. Returns the length. */
+int dns_name_canonical(const struct dns_msg *m, size_t off, uint8_t *out, size_t size);
 
 /* For A / AAAA records: the 4 or 16 address bytes, NULL for other types or a wrong rdlen. */
 const uint8_t *dns_rr_addr(const struct dns_msg *m, const struct dns_rr *rr, int *ret_family);

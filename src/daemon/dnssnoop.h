@@ -16,16 +16,20 @@
 
 #define DNSSNOOP_TCP_CONNS_MAX 256
 #define DNSSNOOP_TCP_BUF_MAX (64 * 1024 + 2)
+#define DNSSNOOP_TCP_IDLE_USEC (30ULL * 1000 * 1000) /* a connection quiet this long is dropped */
 
+/* malformed: bad IP, UDP or TCP headers, or a "message" shorter than a DNS header;
+ * ignored: well-formed but not for us (fragments, other protocols or source ports). */
 struct dnssnoop_stats {
 	uint64_t packets, udp_msgs, tcp_msgs, malformed, tcp_resets, tcp_evicted;
+	uint64_t ignored;
 };
 
 struct dnssnoop;
 
 /* Called with each complete DNS message. `t` is the receiving socket's view: local = the
  * packet's destination (the asking process), remote = the server. msg is valid during the
- * call only. */
+ * call only; the callback must not call back into this dnssnoop. */
 typedef void (*dnssnoop_cb)(const struct pi_tuple *t, const uint8_t *msg, size_t len, void *userdata);
 
 int dnssnoop_new(dnssnoop_cb cb, void *userdata, struct dnssnoop **ret);
