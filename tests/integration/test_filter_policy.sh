@@ -139,7 +139,20 @@ unconfig slow2
 # 7. kill -9 under load, each policy: every flow ends (none stuck), the policy holds while
 #    the extension is away, and flows are asked again once it is back.
 for policy in fail-closed fail-open; do
-	config k 10 "$policy" default=ask verdict=allow
+	config k 10 "$policy" default=ask verdict=allow verdict_timeout_ms=300
+	# A hung extension (stopped): new flows get the policy within the deadline.
+	pid=$(ext_pid com.example.testfilter)
+	kill -STOP "$pid"
+	r=$(tcp 7003 0.9)
+	if [ "$policy" = fail-closed ]; then
+		[ "$r" != ok ] || fail "fail-closed: a flow passed while the extension was hung"
+	else
+		[ "$r" = ok ] || fail "fail-open: a flow was blocked while the extension was hung ($r)"
+	fi
+	kill -KILL "$pid"
+	WAIT_TRIES=100 WAIT_DELAY=0.05 wait_for sh -c "[ \"\$(NETEXT_SOCKET=$D_SOCK $NETEXTCTL --json filter | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"filters\"][0][\"running\"])')\" = True ]" \
+		|| fail "$policy: provider not back after kill -9 of the hung extension"
+	[ "$(tcp 7003)" = ok ] || fail "$policy: no recovery after the hung extension was replaced"
 	( for _ in $(seq 60); do tcp 7003 2; done ) > "$T/load.$policy" &
 	load=$!
 	sleep 0.5
