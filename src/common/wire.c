@@ -561,6 +561,16 @@ int ne_msg_result2_encode(struct ne_wbuf *b, uint16_t type, uint64_t id, const s
 
 /* --- content filter ------------------------------------------------------------------ */
 
+/* 0 or 1 only: anything else would not re-encode to the same bytes. */
+static bool get_bool(struct ne_rbuf *b)
+{
+	uint8_t v = ne_get_u8(b);
+
+	if (v > 1)
+		b->err = -EBADMSG;
+	return v == 1;
+}
+
 static void put_view(struct ne_wbuf *b, struct ne_view v)
 {
 	ne_put_str(b, v.p ? v.p : "", v.p ? v.len : 0);
@@ -593,7 +603,7 @@ static void get_rule(struct ne_rbuf *b, struct ne_wire_rule *r)
 	r->local_network = ne_get_str(b, NE_WIRE_STR_MAX);
 	r->local_port = ne_get_u16(b);
 	r->executable = ne_get_str(b, NE_WIRE_STR_MAX);
-	r->match_uid = ne_get_u8(b) != 0;
+	r->match_uid = get_bool(b);
 	r->uid = ne_get_u32(b);
 	r->cgroup = ne_get_str(b, NE_WIRE_STR_MAX);
 }
@@ -615,24 +625,26 @@ int ne_msg_filter_settings_encode(struct ne_wbuf *b, uint64_t id, const struct n
 	return ne_msg_finish(b);
 }
 
+/* The rules land in the caller's array (ret->rules) even when the decode fails later; the
+ * other fields are written only on success. */
 int ne_msg_filter_settings_decode(const uint8_t *p, size_t len, struct ne_msg_filter_settings *ret)
 {
 	struct ne_rbuf r = { p, len, 0, 0 };
-	struct ne_wire_rule *rules = ret->rules;
-	uint16_t i, n;
+	struct ne_msg_filter_settings m = { .rules = ret->rules };
+	uint16_t i;
 
-	ret->provider = ne_get_u32(&r);
-	ret->default_action = ne_get_u8(&r);
-	ret->report_flags = ne_get_u32(&r);
-	ret->stats_interval_ms = ne_get_u32(&r);
-	n = ne_get_u16(&r);
-	if (n > NE_WIRE_RULES_MAX)
+	m.provider = ne_get_u32(&r);
+	m.default_action = ne_get_u8(&r);
+	m.report_flags = ne_get_u32(&r);
+	m.stats_interval_ms = ne_get_u32(&r);
+	m.n_rules = ne_get_u16(&r);
+	if (m.n_rules > NE_WIRE_RULES_MAX)
 		return -EBADMSG;
-	for (i = 0; i < n && !r.err; i++)
-		get_rule(&r, &rules[i]);
+	for (i = 0; i < m.n_rules && !r.err; i++)
+		get_rule(&r, &m.rules[i]);
 	if (decode_end(&r))
 		return -EBADMSG;
-	ret->n_rules = n;
+	*ret = m;
 	return 0;
 }
 
@@ -680,7 +692,7 @@ static void get_flow(struct ne_rbuf *b, struct ne_flow_record *f)
 	f->hostname = ne_get_str(b, NE_WIRE_STR_MAX);
 	f->pid = (int32_t)ne_get_u32(b);
 	f->ppid = (int32_t)ne_get_u32(b);
-	f->has_ids = ne_get_u8(b) != 0;
+	f->has_ids = get_bool(b);
 	f->uid = ne_get_u32(b);
 	f->gid = ne_get_u32(b);
 	f->start_time = ne_get_u64(b);

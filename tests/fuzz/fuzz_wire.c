@@ -137,7 +137,64 @@ static int rt_log(const uint8_t *p, size_t n, uint16_t type, uint64_t id, struct
 	return ne_msg_log_encode(b, &m);
 }
 
-/* Indexed by type - 1. */
+static int rt_result2(const uint8_t *p, size_t n, uint16_t type, uint64_t id, struct ne_wbuf *b)
+{
+	struct ne_msg_result m;
+
+	poison(&m, sizeof(m));
+	if (ne_msg_result_decode(p, n, &m) < 0)
+		return refused(&m, sizeof(m));
+	return ne_msg_result2_encode(b, type, id, &m);
+}
+
+static int rt_filter_settings(const uint8_t *p, size_t n, uint16_t type, uint64_t id, struct ne_wbuf *b)
+{
+	static struct ne_wire_rule rules[NE_WIRE_RULES_MAX];
+	struct ne_msg_filter_settings m;
+
+	poison(&m, sizeof(m));
+	m.rules = rules;
+	if (ne_msg_filter_settings_decode(p, n, &m) < 0) {
+		if (m.rules != rules)
+			abort();
+		m.rules = (void *)(uintptr_t)0xa5a5a5a5a5a5a5a5ULL;
+		return refused(&m, sizeof(m));
+	}
+	return ne_msg_filter_settings_encode(b, id, &m);
+}
+
+static int rt_flow_new(const uint8_t *p, size_t n, uint16_t type, uint64_t id, struct ne_wbuf *b)
+{
+	struct ne_msg_flow_new m;
+
+	poison(&m, sizeof(m));
+	if (ne_msg_flow_new_decode(p, n, &m) < 0)
+		return refused(&m, sizeof(m));
+	return ne_msg_flow_new_encode(b, &m);
+}
+
+static int rt_flow_verdict(const uint8_t *p, size_t n, uint16_t type, uint64_t id, struct ne_wbuf *b)
+{
+	struct ne_msg_flow_verdict m;
+
+	poison(&m, sizeof(m));
+	if (ne_msg_flow_verdict_decode(p, n, &m) < 0)
+		return refused(&m, sizeof(m));
+	return ne_msg_flow_verdict_encode(b, id, &m);
+}
+
+static int rt_flow_report(const uint8_t *p, size_t n, uint16_t type, uint64_t id, struct ne_wbuf *b)
+{
+	struct ne_msg_flow_report m;
+
+	poison(&m, sizeof(m));
+	if (ne_msg_flow_report_decode(p, n, &m) < 0)
+		return refused(&m, sizeof(m));
+	return ne_msg_flow_report_encode(b, &m);
+}
+
+/* Indexed by type - 1. FLOW_NEW and FLOW_REPORT carry the flow's id in the header, not the
+ * caller's. */
 static const struct codec codecs[NE_MSG_TYPE_MAX] = {
 	{ NE_MSG_HELLO, false, rt_hello },
 	{ NE_MSG_WELCOME, false, rt_welcome },
@@ -150,6 +207,11 @@ static const struct codec codecs[NE_MSG_TYPE_MAX] = {
 	{ NE_MSG_APP_MESSAGE, true, rt_app_message },
 	{ NE_MSG_APP_REPLY, true, rt_app_reply },
 	{ NE_MSG_LOG, false, rt_log },
+	{ NE_MSG_RESULT, true, rt_result2 },
+	{ NE_MSG_FILTER_SETTINGS, true, rt_filter_settings },
+	{ NE_MSG_FLOW_NEW, false, rt_flow_new },
+	{ NE_MSG_FLOW_VERDICT, true, rt_flow_verdict },
+	{ NE_MSG_FLOW_REPORT, false, rt_flow_report },
 };
 
 static void die(const struct codec *c, const char *why)
@@ -203,6 +265,34 @@ static void add_frame(fuzz_add_fn add, void *userdata, int len)
 	add(out, (size_t)len, userdata);
 }
 
+static void add_filter_frames(fuzz_add_fn add, void *userdata, struct ne_wbuf *b)
+{
+	static struct ne_wire_rule rules[2] = {
+		{ .action = 2, .direction = 1, .protocol = 6, .remote_network = { "198.18.0.0/15", 13 },
+		  .remote_port = 443, .remote_hostname = { "example.com", 11 } },
+		{ .action = 3, .executable = { "/usr/bin/curl", 13 }, .match_uid = true, .uid = 1000,
+		  .cgroup = { "/user.slice", 11 } },
+	};
+	struct ne_msg_filter_settings fs = { 7, 3, 3, 1000, 2, rules };
+	struct ne_msg_result res = { 0, { "", 0 } };
+	struct ne_msg_flow_new fn = { .provider = 7, .flow = {
+		.id = 42, .direction = 1, .family = 4, .protocol = 6, .local_addr = { 198, 18, 1, 1 },
+		.local_port = 40000, .remote_addr = { 198, 18, 1, 2 }, .remote_port = 80,
+		.hostname = { "web.test", 8 }, .pid = 123, .ppid = 1, .has_ids = true, .uid = 65534,
+		.gid = 65534, .start_time = 4711, .executable = { "/usr/bin/curl", 13 },
+		.cmdline = { "curl http://web.test/", 21 }, .cgroup = { "/x", 2 } } };
+	struct ne_msg_flow_verdict fv = { 7, 3, 0, 0, 0 };
+	struct ne_msg_flow_report fr = { .provider = 7, .event = 2, .verdict = 1, .bytes_in = 1000,
+					 .bytes_out = 200, .packets_in = 5, .packets_out = 4,
+					 .detail = { "", 0 }, .flow = fn.flow };
+
+	add_frame(add, userdata, ne_msg_result2_encode(b, NE_MSG_RESULT, (uint64_t)7 << 32 | 1, &res));
+	add_frame(add, userdata, ne_msg_filter_settings_encode(b, (uint64_t)7 << 32 | 1, &fs));
+	add_frame(add, userdata, ne_msg_flow_new_encode(b, &fn));
+	add_frame(add, userdata, ne_msg_flow_verdict_encode(b, 42, &fv));
+	add_frame(add, userdata, ne_msg_flow_report_encode(b, &fr));
+}
+
 void fuzz_seeds(fuzz_add_fn add, void *userdata)
 {
 	static const struct ne_view keys[] = { { "greeting", 8 }, { "mtu", 3 } };
@@ -230,4 +320,5 @@ void fuzz_seeds(fuzz_add_fn add, void *userdata)
 	add_frame(add, userdata, ne_msg_app_message_encode(&b, 4, &msg));
 	add_frame(add, userdata, ne_msg_app_reply_encode(&b, 4, &reply));
 	add_frame(add, userdata, ne_msg_log_encode(&b, &lg));
+	add_filter_frames(add, userdata, &b);
 }
