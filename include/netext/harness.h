@@ -18,6 +18,7 @@
 #define NETEXT_HARNESS_H
 
 #include <netext/extension.h>
+#include <netext/filter.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -44,6 +45,38 @@ NE_EXPORT int ne_harness_stop(ne_harness *harness, const char *config, ne_stop_r
 NE_EXPORT int ne_harness_message(ne_harness *harness, const char *config, const void *data,
 				 size_t len, int *ret_error, void *reply, size_t cap,
 				 size_t *ret_len);
+/* --- filter-data providers ------------------------------------------------------------
+ * The harness accepts every FILTER_SETTINGS a provider applies (and remembers the last per
+ * configuration), so a provider that completes its start after its settings starts here.
+ *
+ *     struct ne_harness_flow f = { .size = sizeof(f), .remote = "93.184.216.34:443",
+ *             .hostname = "example.com", .executable = "/usr/bin/curl", .pid = 42 };
+ *     ne_filter_verdict v;  uint64_t id;
+ *     ne_harness_new_flow(h, "fw", &f, &id, &v);       // v.kind == NE_VERDICT_DROP ? */
+struct ne_harness_flow {
+	uint32_t size;               /* sizeof(struct ne_harness_flow) */
+	ne_flow_direction direction; /* 0: outbound */
+	int protocol;                /* 0: IPPROTO_TCP */
+	const char *local, *remote;  /* "198.18.0.1:40000", "[2001:db8::1]:443"; NULL: defaults */
+	const char *hostname, *executable, *command_line, *cgroup; /* NULL: unknown */
+	int32_t pid;                 /* 0: no process known (pid -1 to the provider) */
+	bool has_ids;
+	uint32_t uid, gid;
+};
+
+/* Shows the flow to configuration config's provider and returns its verdict: allow, drop,
+ * pause, or NE_VERDICT_NONE when handle_new_flow returned "later". *ret_id names the flow
+ * for ne_harness_flow_verdict(). -EINVAL for an endpoint that does not parse. */
+NE_EXPORT int ne_harness_new_flow(ne_harness *harness, const char *config,
+				  const struct ne_harness_flow *flow, uint64_t *ret_id,
+				  ne_filter_verdict *ret_verdict);
+/* Waits (up to the timeout) for a final verdict for flow id: one the provider gives after a
+ * pause or "later", typically once a test sent it an app message. */
+NE_EXPORT int ne_harness_flow_verdict(ne_harness *harness, uint64_t id, ne_filter_verdict *ret_verdict);
+/* The settings the provider applied last: -ENOENT when it applied none. */
+NE_EXPORT int ne_harness_filter_settings(ne_harness *harness, const char *config,
+					 size_t *ret_n_rules, ne_filter_action *ret_default_action);
+
 /* Log lines the extension sent, oldest first; NULL past the end. */
 NE_EXPORT const char *ne_harness_log_line(const ne_harness *harness, size_t i);
 

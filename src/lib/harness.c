@@ -3,8 +3,11 @@
  * Trust: the extension under test is the code being tested, so every frame it sends is
  * checked the way netextd checks it (role, header, exact decode with the shared decoders,
  * a reply only to a request that was made) and a failure fails the harness call instead
- * of being papered over. The harness only sends requests; it answers nothing. */
+ * of being papered over. The harness sends requests and answers only FILTER_SETTINGS (it
+ * accepts them, as netextd would valid ones). */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -26,7 +29,12 @@ struct hconfig {
 	char *name;
 	uint32_t handle;
 	bool live;
+	bool has_settings;
+	size_t n_rules;
+	ne_filter_action default_action;
 };
+
+#define VERDICTS_KEPT 64
 
 /* The reply a call waits for, filled in by the frame handlers. */
 struct want {
@@ -51,6 +59,9 @@ struct ne_harness {
 	size_t n_configs;
 	char **logs;
 	size_t n_logs;
+	struct { uint64_t id; ne_filter_verdict v; } verdicts[VERDICTS_KEPT]; /* a ring */
+	size_t next_verdict;
+	uint64_t next_flow_id;
 	uint8_t rbuf[NE_WIRE_MAX];
 	uint8_t wbuf[NE_WIRE_MAX];
 };
@@ -62,9 +73,10 @@ static struct ne_wbuf hwbuf(ne_harness *h)
 	return b;
 }
 
+/* NULL is the empty string (unknown metadata). */
 static struct ne_view view(const char *s)
 {
-	struct ne_view v = { s, strlen(s) };
+	struct ne_view v = { s ? s : "", s ? strlen(s) : 0 };
 
 	return v;
 }
@@ -157,6 +169,52 @@ static int on_app_reply(ne_harness *h, const struct ne_msg_hdr *hd, const uint8_
 	return 1;
 }
 
+static struct hconfig *config_by_handle(const ne_harness *h, uint32_t handle)
+{
+	size_t i;
+
+	for (i = 0; i < h->n_configs; i++)
+		if (h->configs[i].handle == handle)
+			return &h->configs[i];
+	return NULL;
+}
+
+static int on_filter_settings(ne_harness *h, const struct ne_msg_hdr *hd, const uint8_t *p, size_t len)
+{
+	static struct ne_wire_rule rules[NE_WIRE_RULES_MAX];
+	struct ne_msg_filter_settings m = { .rules = rules };
+	struct ne_msg_result res = { 0, { "", 0 } };
+	struct ne_wbuf b = hwbuf(h);
+	struct hconfig *c;
+	int r;
+
+	if (ne_msg_filter_settings_decode(p, len, &m) < 0)
+		return -EBADMSG;
+	c = config_by_handle(h, m.provider);
+	if (!c)
+		return -EPROTO;
+	c->has_settings = true;
+	c->n_rules = m.n_rules;
+	c->default_action = (ne_filter_action)m.default_action;
+	r = ne_msg_result2_encode(&b, NE_MSG_RESULT, hd->id, &res);
+	return r < 0 ? r : NE_MIN(ne_wire_send(h->fd, h->wbuf, (size_t)r, NULL, 0), 0);
+}
+
+static int on_flow_verdict(ne_harness *h, const struct ne_msg_hdr *hd, const uint8_t *p, size_t len,
+			   struct want *w)
+{
+	struct ne_msg_flow_verdict m;
+	size_t i = h->next_verdict++ % VERDICTS_KEPT;
+
+	if (ne_msg_flow_verdict_decode(p, len, &m) < 0 || m.kind == NE_VERDICT_NONE)
+		return -EBADMSG;
+	h->verdicts[i].id = hd->id;
+	h->verdicts[i].v = (ne_filter_verdict){ (ne_verdict_kind)m.kind, m.flags & 1, (m.flags & 2) != 0,
+					       m.peek_inbound, m.peek_outbound };
+	return w && w->type == NE_MSG_FLOW_VERDICT && w->id == hd->id &&
+	       (m.kind != NE_VERDICT_PAUSE || !w->cap) ? 1 : 0;
+}
+
 /* Checks and handles one frame: 1 when it is the awaited reply, 0, or a fault. */
 static int handle_frame(ne_harness *h, size_t n, struct want *w)
 {
@@ -181,6 +239,10 @@ static int handle_frame(ne_harness *h, size_t n, struct want *w)
 		return on_result(h, &hd, p, len, w);
 	case NE_MSG_APP_REPLY:
 		return on_app_reply(h, &hd, p, len, w);
+	case NE_MSG_FILTER_SETTINGS:
+		return on_filter_settings(h, &hd, p, len);
+	case NE_MSG_FLOW_VERDICT:
+		return on_flow_verdict(h, &hd, p, len, w);
 	default: /* PONG, STOP_DONE */
 		return on_empty(h, &hd, p, len, w);
 	}
@@ -523,4 +585,145 @@ const char *ne_harness_log_line(const ne_harness *harness, size_t i)
 	if (!harness || i >= harness->n_logs)
 		return NULL;
 	return harness->logs[i];
+}
+
+/* --- filter-data providers ------------------------------------------------------------- */
+
+static bool verdict_find(const ne_harness *h, uint64_t id, bool final, ne_filter_verdict *ret)
+{
+	size_t i, n = NE_MIN(h->next_verdict, (size_t)VERDICTS_KEPT);
+
+	/* Newest first: a pause followed by a resume has two entries. */
+	for (i = 1; i <= n; i++) {
+		size_t k = (h->next_verdict - i) % VERDICTS_KEPT;
+
+		if (h->verdicts[k].id == id && (!final || h->verdicts[k].v.kind != NE_VERDICT_PAUSE)) {
+			*ret = h->verdicts[k].v;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* "a.b.c.d:port" or "[v6]:port" into 16 address bytes; returns the IP version or -EINVAL. */
+static int parse_endpoint(const char *s, uint8_t *addr, uint16_t *port)
+{
+	char buf[INET6_ADDRSTRLEN + 8], *colon, *a = buf;
+	unsigned long p;
+	char *end;
+	int v = 4;
+
+	if (!s || strlen(s) >= sizeof(buf))
+		return -EINVAL;
+	strcpy(buf, s);
+	colon = strrchr(buf, ':');
+	if (!colon)
+		return -EINVAL;
+	*colon = '\0';
+	if (buf[0] == '[') {
+		if (colon[-1] != ']')
+			return -EINVAL;
+		colon[-1] = '\0';
+		a = buf + 1;
+		v = 6;
+	}
+	p = strtoul(colon + 1, &end, 10);
+	if (*end || p > 65535 || inet_pton(v == 6 ? AF_INET6 : AF_INET, a, addr) != 1)
+		return -EINVAL;
+	*port = (uint16_t)p;
+	return v;
+}
+
+static int flow_record(const struct ne_harness_flow *f, uint64_t id, struct ne_flow_record *r)
+{
+	int lv, rv;
+
+	memset(r, 0, sizeof(*r));
+	lv = parse_endpoint(f->local ? f->local : "192.0.2.1:40000", r->local_addr, &r->local_port);
+	rv = parse_endpoint(f->remote ? f->remote : "198.51.100.1:443", r->remote_addr, &r->remote_port);
+	if (lv < 0 || rv < 0 || lv != rv)
+		return -EINVAL;
+	r->id = id;
+	r->family = (uint8_t)lv;
+	r->direction = f->direction ? (uint8_t)f->direction : NE_FLOW_OUTBOUND;
+	r->protocol = f->protocol ? (uint8_t)f->protocol : IPPROTO_TCP;
+	r->hostname = view(f->hostname);
+	r->executable = view(f->executable);
+	r->cmdline = view(f->command_line);
+	r->cgroup = view(f->cgroup);
+	r->pid = f->pid ? f->pid : -1;
+	r->ppid = -1;
+	r->has_ids = f->has_ids;
+	r->uid = f->uid;
+	r->gid = f->gid;
+	return r->direction <= 2 ? 0 : -EINVAL;
+}
+
+int ne_harness_new_flow(ne_harness *harness, const char *config, const struct ne_harness_flow *flow,
+			uint64_t *ret_id, ne_filter_verdict *ret_verdict)
+{
+	struct want w = { .type = NE_MSG_FLOW_VERDICT };
+	struct ne_msg_flow_new m = { 0 };
+	struct hconfig *c;
+	struct ne_wbuf b;
+	int r;
+
+	if (!flow || flow->size < sizeof(uint32_t) || !ret_verdict)
+		return -EINVAL;
+	r = request(harness, config, &c);
+	if (r < 0)
+		return r;
+	m.provider = c->handle;
+	w.id = ++harness->next_flow_id;
+	r = flow_record(flow, w.id, &m.flow);
+	if (r < 0)
+		return r;
+	b = hwbuf(harness);
+	r = send_frame(harness, ne_msg_flow_new_encode(&b, &m));
+	if (r < 0)
+		return r;
+	/* The provider answers inside its dispatch, or not at all ("later"): one turn tells. */
+	w.cap = 1; /* a pause counts as an answer here */
+	r = turn(harness, &w);
+	if (r < 0)
+		return r;
+	if (ret_id)
+		*ret_id = w.id;
+	if (!verdict_find(harness, w.id, false, ret_verdict))
+		*ret_verdict = ne_filter_verdict_later();
+	return 0;
+}
+
+int ne_harness_flow_verdict(ne_harness *harness, uint64_t id, ne_filter_verdict *ret_verdict)
+{
+	struct want w = { .type = NE_MSG_FLOW_VERDICT, .id = id };
+	int r;
+
+	if (!harness || !ret_verdict)
+		return -EINVAL;
+	if (!verdict_find(harness, id, true, ret_verdict)) {
+		r = harness_wait(harness, &w);
+		if (r < 0)
+			return r;
+		if (!verdict_find(harness, id, true, ret_verdict))
+			return -EPROTO;
+	}
+	return 0;
+}
+
+int ne_harness_filter_settings(ne_harness *harness, const char *config, size_t *ret_n_rules,
+			       ne_filter_action *ret_default_action)
+{
+	struct hconfig *c;
+	int r = request(harness, config, &c);
+
+	if (r < 0)
+		return r;
+	if (!c->has_settings)
+		return -ENOENT;
+	if (ret_n_rules)
+		*ret_n_rules = c->n_rules;
+	if (ret_default_action)
+		*ret_default_action = c->default_action;
+	return 0;
 }
