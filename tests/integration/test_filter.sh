@@ -92,7 +92,17 @@ assert "rule 1" in f[0]["decided_by"], f[0]
 ' || fail "blocked flow not dropped by rule 1"
 client curl -sS -o /dev/null --max-time 5 http://web.test:8080/ || fail "web.test stopped working"
 
-# 3. IPv6.
+# 3. netextctl flows --follow shows flows live, with process and hostname.
+NETEXT_SOCKET=$D_SOCK "$NETEXTCTL" flows --follow > "$T/follow.out" 2>&1 &
+follower=$!
+ns_track_pid "$follower"
+sleep 0.3
+client curl -sS -o /dev/null --max-time 5 http://web.test:8080/ || fail "curl with a follower"
+wait_for grep -Eq "^decided .* web.test=.*:8080 +allowed .*curl\[[0-9]+\] uid 65534" "$T/follow.out" \
+	|| { cat "$T/follow.out"; fail "flows --follow did not show the curl flow"; }
+kill "$follower"
+
+# 3b. IPv6.
 client curl -sS -o /dev/null --max-time 5 "http://[fd00:198:18:1::2]:8080/" || fail "curl over IPv6 failed"
 ctl_json flows | python3 -c '
 import json, sys
