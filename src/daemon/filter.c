@@ -64,6 +64,10 @@
 #define NAMECACHE_BYTES (4u << 20)
 #define STATS_BATCH 256          /* flows counted per statistics tick and configuration */
 #define CFG_SLOTS 32             /* enabled filter configurations at most */
+#define GC_INTERVAL_USEC (30 * 1000000ULL)
+#define GC_DROPPED_USEC (60 * 1000000ULL)  /* dropped flows have no conntrack entry to end */
+#define GC_ALLOWED_USEC (300 * 1000000ULL) /* then checked: a lost DESTROY event */
+#define GC_CHECKS 1024
 
 enum flow_state { FLOW_PENDING, FLOW_PAUSED, FLOW_ALLOWED, FLOW_DROPPED };
 static const char *const flow_state_names[] = { "pending", "paused", "allowed", "dropped" };
@@ -131,6 +135,7 @@ struct filter {
 	struct dp_nfq *q_flows, *q_dns;
 	sd_event_source *q_flows_src, *q_dns_src, *ct_src, *timer;
 	struct ct_events *ct;
+	sd_event_source *gc;
 	struct procinfo *pi;
 	struct namecache *names;
 	struct dnssnoop *snoop;
@@ -356,7 +361,7 @@ static char *dup_clean(const char *s)
 static void flow_attribute(struct flow *f)
 {
 	struct pi_process proc;
-	struct pi_socket sock;
+	struct pi_socket sock = { 0 };
 	struct pi_tuple t;
 	struct nc_owner owner = { 0, 0 };
 	char name[DNS_NAME_TEXT_MAX];
@@ -1179,14 +1184,19 @@ static void on_dns_message(const struct pi_tuple *t, const uint8_t *msg, size_t 
 {
 	struct nc_owner owner = { 0, 0 };
 	struct pi_process proc;
-	struct pi_socket sock;
+	struct pi_socket sock = { 0 };
+	int r;
 
 	if (dns_parse(msg, len, &dns_scratch) < 0)
 		return;
-	if (procinfo_lookup(F->pi, t, false, &sock, &proc) == 0) {
+	/* Only answers that reach a local socket teach anything: the queue rule takes replies
+	 * of tracked connections only, and an answer nobody is waiting for is not learned. */
+	r = procinfo_lookup(F->pi, t, false, &sock, &proc);
+	if (r == 0) {
 		owner.pid = proc.pid;
 		owner.start_time = proc.start_time;
-	}
+	} else if (!(r == -ENOENT && sock.inode))
+		return;
 	(void)namecache_learn(F->names, &owner, &dns_scratch, ne_now_usec() / 1000000);
 	(void)ud;
 }
@@ -1275,6 +1285,37 @@ static int stats_tick(sd_event_source *s, uint64_t usec, void *ud)
 	sd_event_source_set_time(s, ne_now_usec() + (uint64_t)c->stats_ms * 1000);
 	sd_event_source_set_enabled(s, SD_EVENT_ON);
 	(void)usec;
+	return 0;
+}
+
+/* Forgets decided flows whose end no event will report: dropped ones (their conntrack entry
+ * was never confirmed) and allowed ones whose entry is gone (a DESTROY event lost to an
+ * overrun). Oldest first, bounded per tick. */
+static int gc_tick(sd_event_source *s, uint64_t usec, void *ud)
+{
+	uint64_t now = ne_now_usec();
+	struct ne_list *pos, *tmp;
+	struct ct_flow cf;
+	unsigned checks = 0;
+
+	ne_list_for_each(pos, tmp, &F->flows) {
+		struct flow *f = ne_container_of(pos, struct flow, link);
+
+		if (now - f->created_usec < GC_DROPPED_USEC || checks >= GC_CHECKS)
+			break;
+		if (f->state == FLOW_DROPPED) {
+			flow_free(f);
+		} else if (f->state == FLOW_ALLOWED && now - f->created_usec >= GC_ALLOWED_USEC) {
+			checks++;
+			flow_ct_query(f, &cf);
+			if (!cf.family)
+				flow_free(f);
+		}
+	}
+	sd_event_source_set_time(s, now + GC_INTERVAL_USEC);
+	sd_event_source_set_enabled(s, SD_EVENT_ON);
+	(void)usec;
+	(void)ud;
 	return 0;
 }
 
@@ -1423,7 +1464,8 @@ static int chain_rules(struct daemon *d, struct dp_ruleset *rs, size_t ch, bool 
 	for (i = 0; input && i < 2; i++) {
 		m[0] = m_l4(protos[i]);
 		m[1] = (struct dp_match){ .kind = DP_MATCH_SPORT, .port = 53 };
-		r |= add(rs, ch, m, 2, &qdns, 1);
+		m[2] = (struct dp_match){ .kind = DP_MATCH_CT_STATE, .ct_state = DP_CT_ESTABLISHED };
+		r |= add(rs, ch, m, 3, &qdns, 1);
 	}
 	m[0] = m_mark(DP_MATCH_CT_MARK, FILTER_MARK_ALLOW);
 	r |= add(rs, ch, m, 1, &accept, 1);
@@ -1629,6 +1671,9 @@ int filter_init(struct daemon *d)
 		r = dnssnoop_new(on_dns_message, NULL, &F->snoop);
 	if (r == 0)
 		r = sd_event_add_time(d->event, &F->timer, CLOCK_MONOTONIC, 0, 1000, on_timer, NULL);
+	if (r == 0)
+		r = sd_event_add_time(d->event, &F->gc, CLOCK_MONOTONIC, ne_now_usec() + GC_INTERVAL_USEC,
+				      1000000, gc_tick, NULL);
 	if (r < 0) {
 		filter_fini(d);
 		return r;
@@ -1657,6 +1702,7 @@ void filter_fini(struct daemon *d)
 		flow_free(ne_container_of(pos, struct flow, link));
 	queues_close();
 	sd_event_source_disable_unref(F->timer);
+	sd_event_source_disable_unref(F->gc);
 	dnssnoop_free(F->snoop);
 	namecache_free(F->names);
 	procinfo_free(F->pi);
