@@ -48,8 +48,8 @@ static uint32_t get32(const uint8_t *p)
 }
 
 /* Walks the name at off in p[0..len). The name's first run of labels must end by `limit`
- * (the end of the rdata it sits in, or len); after a jump the walk may read anywhere before
- * the jump's origin. On success, *ret_end is the offset just past the name's bytes at off
+ * (the end of the rdata it sits in, or len); a jump must land before the start of the run it
+ * was read in, and the walk then goes on up to len at most. On success, *ret_end is the offset just past the name's bytes at off
  * (after its root label or first pointer), and ret_w (if not NULL) receives the flat name. */
 static int name_walk(const uint8_t *p, size_t len, size_t off, size_t limit, size_t *ret_end,
 		     struct wname *ret_w)

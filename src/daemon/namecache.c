@@ -87,7 +87,7 @@ int namecache_new(size_t max_bytes, struct namecache **ret)
 	if (!nc)
 		return -ENOMEM;
 	nc->buckets = calloc(NC_BUCKETS_MIN, sizeof(*nc->buckets));
-	if (!nc->buckets)
+	if (!nc->buckets || sodium_init() < 0)
 		goto fail;
 	/* 16 bytes from getrandom() cannot be short once the pool is ready (it blocks until then). */
 	if (getrandom(nc->key, sizeof(nc->key), 0) != (ssize_t)sizeof(nc->key))

@@ -4,8 +4,9 @@
  * The input is a sequence of packets, each as: 1 byte of time passing (×200 ms, so idle
  * connections age out), 2 bytes of length (big-endian), then the packet (cut short by the
  * end of the input). Each packet is copied to a buffer of exactly its size so that ASan sees
- * a read past its end. Every message handed out goes through dns_parse(), as the daemon
- * does; messages must fit a TCP length field and come with a UDP or TCP tuple. */
+ * a read past its end. Every message handed out goes through dns_parse() and
+ * namecache_learn(), as the daemon does; messages must fit a TCP length field and come with
+ * a UDP or TCP tuple, and the name cache must stay within its memory bound. */
 #include "fuzz.h"
 
 #include <stdio.h>
@@ -15,6 +16,14 @@
 #include "../unit/dns_build.h"
 #include "dns.h"
 #include "dnssnoop.h"
+#include "namecache.h"
+
+#define CACHE_BYTES 4096
+
+struct run {
+	struct namecache *nc;
+	size_t msgs;
+};
 
 static struct dns_msg msg;
 
@@ -31,19 +40,30 @@ static void on_msg(const struct pi_tuple *t, const uint8_t *p, size_t len, void 
 	if ((t->proto != IPPROTO_UDP && t->proto != IPPROTO_TCP) || t->remote_port != 53 ||
 	    (t->family != AF_INET && t->family != AF_INET6))
 		die("a message with a wrong tuple");
-	(void)dns_parse(p, len, &msg);
-	(*(size_t *)userdata)++;
+	struct run *run = userdata;
+	struct nc_owner owner = { t->local_port, 1 };
+	struct namecache_stats st;
+
+	run->msgs++;
+	if (dns_parse(p, len, &msg) < 0)
+		return;
+	if (namecache_learn(run->nc, t->local_port & 1 ? &owner : NULL, &msg, run->msgs) > 0) {
+		namecache_get_stats(run->nc, &st);
+		if (st.bytes > CACHE_BYTES || st.entries == 0)
+			die("the name cache broke its memory bound");
+	}
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct dnssnoop_stats st;
 	struct dnssnoop *s;
+	struct run run = { NULL, 0 };
 	uint64_t now = 0;
-	size_t off = 0, n, msgs = 0;
+	size_t off = 0, n;
 
-	if (dnssnoop_new(on_msg, &msgs, &s) < 0)
-		die("dnssnoop_new failed");
+	if (namecache_new(CACHE_BYTES, &run.nc) < 0 || dnssnoop_new(on_msg, &run, &s) < 0)
+		die("setting up failed");
 	while (size - off >= 3) {
 		uint8_t *pkt;
 
@@ -62,9 +82,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		off += n;
 	}
 	dnssnoop_get_stats(s, &st);
-	if (st.udp_msgs + st.tcp_msgs != msgs)
+	if (st.udp_msgs + st.tcp_msgs != run.msgs)
 		die("message counters differ from the messages handed out");
 	dnssnoop_free(s);
+	namecache_free(run.nc);
 	return 0;
 }
 
