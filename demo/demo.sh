@@ -2,7 +2,10 @@
 # netext demo: a private netextd in a network namespace of its own; the example extension
 # packed as a signed bundle, activated, replaced by a new version and approved; sandboxed
 # as 'nobody'; the provider lifecycle: start, an app message round trip, crash and restart,
-# stop. Everything is removed on exit or Ctrl-C.
+# stop. Then the content filter with the two filter examples, against traffic from a second
+# namespace (a veth pair, 198.18.2.0/24): simplefirewall pauses an inbound connection until
+# someone allows it; appfirewall drops curl to one hostname and lets the rest through.
+# Everything is removed on exit or Ctrl-C.
 # Usage: demo/demo.sh [BUILD_DIR]   (run as root; `make demo` does the build first)
 set -euo pipefail
 
@@ -11,29 +14,38 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 netextd=$top/$build/src/daemon/netextd
 netextctl_bin=$top/$build/src/ctl/netextctl
 hello=$top/$build/examples/netext-hello
+sfw=$top/$build/examples/netext-simplefirewall
+afw=$top/$build/examples/netext-appfirewall
 
 [ "$(id -u)" -eq 0 ] || { echo "demo: run as root (it creates a network namespace)" >&2; exit 1; }
-for f in "$netextd" "$netextctl_bin" "$hello"; do
+for f in "$netextd" "$netextctl_bin" "$hello" "$sfw" "$afw"; do
 	[ -x "$f" ] || { echo "demo: $f missing; run 'make demo'" >&2; exit 1; }
+done
+for tool in curl dnsmasq python3 nsenter unshare; do
+	command -v "$tool" >/dev/null || { echo "demo: needs $tool (scripts/deps.sh installs it)" >&2; exit 1; }
 done
 
 ns=netext-demo-$$
+srv=netext-demo-srv-$$
 dir=$(mktemp -d /tmp/netext-demo.XXXXXX)
 chmod 755 "$dir"
 cg=netext-demo-$$
 dpid=
+bgpids=() # servers in the namespaces, clients in the background
 
 cleanup() {
 	set +e
+	for p in "${bgpids[@]}"; do kill "$p" 2>/dev/null; done
 	if [ -n "$dpid" ] && kill -0 "$dpid" 2>/dev/null; then
 		kill -TERM "$dpid"
 		for _ in $(seq 50); do kill -0 "$dpid" 2>/dev/null || break; sleep 0.1; done
 		kill -KILL "$dpid" 2>/dev/null
 	fi
 	ip netns del "$ns" 2>/dev/null
+	ip netns del "$srv" 2>/dev/null
 	rm -rf "$dir"
 	echo
-	echo "demo: cleaned up (namespace $ns, state dir $dir, cgroup $cg)"
+	echo "demo: cleaned up (namespaces $ns and $srv, state dir $dir, cgroup $cg)"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -145,6 +157,147 @@ netextctl properties com.example.hello
 say "Stop the provider (its stop callback gets the reason)"
 netextctl stop demo
 netextctl logs -n 14
+
+# --- the content filter: the two filter examples ------------------------------------------
+
+# bundle_example DIR EXECUTABLE MANIFEST [FILE...]: a bundle of one of the examples, signed.
+bundle_example() {
+	local b=$1 exe=$2 conf=$3
+	shift 3
+	mkdir -p "$b/bin"
+	cp "$exe" "$b/bin/"
+	cp "$conf" "$@" "$b/"
+	chmod -R a+rX "$b"
+	ctl sign "$b" --key "$dir/keys/EXAMPLE.key" >/dev/null
+}
+# wait_ext ID: until extension ID runs.
+wait_ext() {
+	for _ in $(seq 200); do
+		ctl --json list | python3 -c '
+import json, sys
+sys.exit(not any(e.get("identifier") == sys.argv[1] and e.get("state") == "running"
+                 for e in json.load(sys.stdin).get("extensions", [])))' "$1" && return 0
+		sleep 0.02
+	done
+	return 1
+}
+# web_flows [N]: the newest N (default all) flows to port 8080 as netextctl --json flows has them.
+web_flows() {
+	ctl --json flows | python3 -c '
+import json, sys
+flows = [f for f in json.load(sys.stdin)["flows"] if f["remote"].endswith(":8080")]
+for f in flows[:int(sys.argv[1])]:
+    print("  flow %d: %s uid %s -> %s: %s (%s)" % (f["id"], f["process"].get("executable", "?"),
+          f.get("uid", "?"), f.get("hostname"), f["state"], f["decided_by"]))' "${1:-100}"
+}
+in_ns() { nsenter --net=/run/netns/"$1" -- "${@:2}"; }
+# bg_in_ns NS CMD...: in the background; nsenter execs CMD, so $! is CMD's pid (cleanup kills it).
+bg_in_ns() { nsenter --net=/run/netns/"$1" -- "${@:2}" & bgpids+=($!); }
+# client CMD...: in our namespace, with the server namespace's DNS server as resolver (a
+# private mount namespace binds our resolv.conf over /etc/resolv.conf for CMD only).
+client() {
+	nsenter --net=/run/netns/"$ns" unshare -m sh -c 'mount --bind "$1" /etc/resolv.conf && shift && exec "$@"' \
+		sh "$dir/resolv.conf" "$@"
+}
+# wait_port NS PORT: until something listens on TCP PORT in NS.
+wait_port() {
+	for _ in $(seq 100); do
+		in_ns "$1" ss -Hltn "sport = :$2" | grep -q . && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+say "A second namespace for the other end of the traffic: a veth pair, a DNS server, a web server"
+echo "\$ ip netns add $srv; ip link add ... type veth ...  ($ns 198.18.2.1 <-> $srv 198.18.2.2-4)"
+ip netns add "$srv"
+ip -n "$srv" link set lo up
+ip -n "$ns" link add nxdemo0 type veth peer name nxdemo1 netns "$srv"
+ip -n "$ns" addr add 198.18.2.1/24 dev nxdemo0
+ip -n "$srv" addr add 198.18.2.2/24 dev nxdemo1 # the DNS server
+ip -n "$srv" addr add 198.18.2.3/24 dev nxdemo1 # web.test
+ip -n "$srv" addr add 198.18.2.4/24 dev nxdemo1 # blocked.test
+ip -n "$ns" link set nxdemo0 up
+ip -n "$srv" link set nxdemo1 up
+printf '198.18.2.3 web.test\n198.18.2.4 blocked.test\n' > "$dir/hosts"
+echo "nameserver 198.18.2.2" > "$dir/resolv.conf"
+bg_in_ns "$srv" dnsmasq --no-daemon --no-resolv --no-hosts --addn-hosts="$dir/hosts" \
+	--listen-address=198.18.2.2 --bind-interfaces --log-facility="$dir/dnsmasq.log" 2>>"$dir/dnsmasq.log"
+mkdir "$dir/www" && echo "hello from web.test" > "$dir/www/index.html"
+bg_in_ns "$srv" python3 -m http.server 8080 --bind 0.0.0.0 --directory "$dir/www" >/dev/null 2>&1
+wait_port "$srv" 8080 && wait_port "$srv" 53
+cat "$dir/hosts"
+
+say "simplefirewall (Apple's SimpleFirewall): inbound TCP to port 8888 waits for a person"
+bundle_example "$dir/simplefirewall.netext" "$sfw" "$top/examples/simplefirewall/extension.conf"
+netextctl activate "$dir/simplefirewall.netext"
+wait_ext com.example.simplefirewall
+netextctl config add sfw --extension com.example.simplefirewall --provider filter-data \
+	--fail-closed --option port=8888
+netextctl start sfw
+echo "-- a server in our namespace listens on 8888; a client in $srv connects (in the background):"
+bg_in_ns "$ns" python3 -c '
+import socket
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 8888)); s.listen(4)
+while True:
+    c, a = s.accept(); c.sendall(b"hello %s, you were let in\n" % a[0].encode()); c.close()'
+wait_port "$ns" 8888
+t0=$(date +%s%N)
+bg_in_ns "$srv" python3 -c '
+import socket
+s = socket.create_connection(("198.18.2.1", 8888), timeout=30)
+print(s.recv(100).decode().strip())' > "$dir/sfw-client.out" 2>&1
+client_pid=$!
+for _ in $(seq 100); do ctl --json flows --pending | grep -q ':8888' && break; sleep 0.05; done
+netextctl flows --pending
+echo "-- the provider's view (what an app would show the user):"
+netextctl message sfw pending
+id=$(ctl message sfw pending | awk 'NR == 1 { print $1 }')
+sleep 1
+echo "-- the client is still waiting: $(kill -0 "$client_pid" 2>/dev/null && echo "yes, connecting" || echo no)"
+netextctl flows allow "$id"
+wait "$client_pid" || true
+echo "-- the client received, $(( ($(date +%s%N) - t0) / 1000000 )) ms after it connected:"
+cat "$dir/sfw-client.out"
+netextctl logs -n 20 | grep "ext:com.example.simplefirewall" | tail -3 || true
+netextctl stop sfw
+
+say "appfirewall (LuLu, OpenSnitch): rules by program, user and hostname; curl may not reach blocked.test"
+curl_exe=$(readlink -f "$(command -v curl)")
+cat > "$dir/rules.conf" <<RULES
+# appfirewall rules for the demo (examples/appfirewall/README.md)
+default=ask                          # unmatched flows: the provider logs and decides
+allow port=53                        # DNS
+drop exe=$curl_exe host=blocked.test
+RULES
+bundle_example "$dir/appfirewall.netext" "$afw" "$top/examples/appfirewall/extension.conf" "$dir/rules.conf"
+echo "\$ cat $dir/appfirewall.netext/rules.conf"
+cat "$dir/appfirewall.netext/rules.conf"
+netextctl activate "$dir/appfirewall.netext"
+wait_ext com.example.appfirewall
+netextctl config add afw --extension com.example.appfirewall --provider filter-data \
+	--fail-open --option unknown=allow
+netextctl start afw
+netextctl message afw list
+echo "-- curl to blocked.test (dropped by the rule), then to web.test as root and as nobody (asked, allowed):"
+echo "\$ curl http://blocked.test:8080/"
+client curl -sS --connect-timeout 2 http://blocked.test:8080/ 2>&1 || true
+echo "\$ curl http://web.test:8080/"
+client curl -sS --max-time 5 http://web.test:8080/
+echo "\$ setpriv --reuid=nobody ... curl http://web.test:8080/"
+client setpriv --reuid=65534 --regid=65534 --clear-groups curl -sS --max-time 5 http://web.test:8080/
+echo "-- netextd's flows: process, user, hostname and verdict (DNS queries to 198.18.2.2:53 too):"
+netextctl flows | grep -v ':8888 '
+web_flows
+echo "-- the provider logged the flows it was asked about (the rules decided the others):"
+netextctl logs -n 30 | grep "ext:com.example.appfirewall: flow" | grep ':8080' || true
+echo "-- a rule added at run time, by an app message (kept in memory: extensions have no writable store):"
+netextctl message afw "add drop uid=65534 host=web.test"
+echo "\$ setpriv --reuid=nobody ... curl http://web.test:8080/"
+client setpriv --reuid=65534 --regid=65534 --clear-groups curl -sS --connect-timeout 2 http://web.test:8080/ 2>&1 || true
+web_flows 1
+netextctl stop afw
 
 say "Stop netextd: running providers would get 'daemon-shutdown'; the extension exits, the table and cgroup go away"
 echo "\$ kill -TERM $dpid"
