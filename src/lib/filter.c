@@ -128,6 +128,16 @@ static bool waiting_remove(struct nelib_filter *st, const ne_flow *f)
 	return false;
 }
 
+static bool waiting_has(const struct nelib_filter *st, const ne_flow *f)
+{
+	const ne_flow *w;
+
+	for (w = st->waiting; w; w = w->next)
+		if (w == f)
+			return true;
+	return false;
+}
+
 static ne_flow *waiting_find(struct nelib_filter *st, uint64_t id)
 {
 	ne_flow *f;
@@ -397,7 +407,9 @@ int ne_filter_resume_flow(ne_provider *provider, ne_flow *flow, ne_filter_verdic
 	if (!nelib_provider_live(provider) || !flow)
 		return -EINVAL;
 	st = nelib_provider_filter(provider, &ops, &ud);
-	if (!st || !waiting_find(st, flow->id) || waiting_find(st, flow->id) != flow)
+	/* By address first: a handle that was decided is freed, so it is never dereferenced
+	 * before it is found among the waiting ones. */
+	if (!st || !waiting_has(st, flow))
 		return -ENOENT;
 	switch (verdict.kind) {
 	case NE_VERDICT_ALLOW:
