@@ -358,7 +358,7 @@ static int rules_load(const char *path, bool missing_ok, struct afw_rules *rs, c
 	}
 	while (e == 0 && fgets(line, sizeof(line), f)) {
 		lineno++;
-		if (strlen(line) > AFW_LINE_MAX) {
+		if (!strchr(line, '\n') && strlen(line) > AFW_LINE_MAX) {
 			snprintf(what, sizeof(what), "line longer than %d bytes", AFW_LINE_MAX);
 			e = -EINVAL;
 		} else
@@ -737,11 +737,13 @@ static void afw_app_message(ne_provider *provider, ne_message *message, const vo
 	char req[AFW_LINE_MAX + 1];
 
 	(void)userdata;
-	if (!a || len >= sizeof(req) || memchr(data, '\0', len)) {
+	/* data may be NULL when len is 0. */
+	if (!a || len >= sizeof(req) || (len && memchr(data, '\0', len))) {
 		ne_message_reply(message, -EINVAL, NULL, 0);
 		return;
 	}
-	memcpy(req, data, len);
+	if (len)
+		memcpy(req, data, len);
 	req[len] = '\0';
 	if (!strcmp(req, "list"))
 		msg_list(a, message);

@@ -179,7 +179,8 @@ static ne_filter_verdict sfw_new_flow(ne_provider *provider, ne_flow *flow, void
 	if (!copy) {
 		ne_extension_log(ne_provider_extension(provider), NE_LOG_WARNING,
 				 "dropped flow %" PRIu64 ": %s (%s)", id, desc,
-				 s && s->n >= SFW_PAUSED_MAX ? "too many paused flows" : "out of memory");
+				 !s ? "not started" : s->n >= SFW_PAUSED_MAX ? "too many paused flows"
+						      : "out of memory");
 		return ne_filter_verdict_drop();
 	}
 	s->paused[s->n].id = id;
@@ -262,7 +263,8 @@ static void sfw_app_message(ne_provider *provider, ne_message *message, const vo
 		ne_message_reply(message, -EINVAL, NULL, 0);
 		return;
 	}
-	memcpy(req, data, len);
+	if (len) /* data may be NULL when len is 0 */
+		memcpy(req, data, len);
 	req[len] = '\0';
 	if (!strcmp(req, "pending"))
 		reply_pending(s, message);
