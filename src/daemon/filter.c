@@ -125,6 +125,7 @@ struct flow {
 	uint64_t created_usec, decided_usec;
 	int64_t created_real;
 	char decided_by[160];
+	char allowed_by[96];        /* the last rule that allowed it, for decided_by */
 };
 
 struct filter {
@@ -708,6 +709,10 @@ static void flow_evaluate(struct flow *f)
 			ff.uid = f->uid;
 			a = frules_match(&c->rules, &ff, &rule);
 		}
+		if (a == FRULE_ALLOW && rule >= 0)
+			snprintf(f->allowed_by, sizeof(f->allowed_by), "%s: rule %d", c->name, rule + 1);
+		else if (a == FRULE_ALLOW)
+			snprintf(f->allowed_by, sizeof(f->allowed_by), "%s: default action or loopback", c->name);
 		if (a == FRULE_DROP) {
 			flow_decide(f, FLOW_DROPPED, rule < 0 ? "%s: default action" : "%s: rule %d", c->name,
 				    rule + 1);
@@ -716,7 +721,8 @@ static void flow_evaluate(struct flow *f)
 		if (a == FRULE_ASK && (ask(c, f) || f->state == FLOW_DROPPED))
 			return;
 	}
-	flow_decide(f, FLOW_ALLOWED, "%s", F->n_cfgs ? "allowed by every filter" : "no filter enabled");
+	flow_decide(f, FLOW_ALLOWED, "%s", !F->n_cfgs ? "no filter enabled" :
+		    f->allowed_by[0] ? f->allowed_by : "allowed by every filter");
 }
 
 /* A verdict from a provider for a flow that waits for it. */
@@ -725,6 +731,7 @@ static void flow_verdict(struct fcfg *c, struct flow *f, const struct ne_msg_flo
 	switch (m->kind) {
 	case NE_VERDICT_ALLOW:
 		waiting_leave(f);
+		snprintf(f->allowed_by, sizeof(f->allowed_by), "%s: provider", c->name);
 		f->stage++;
 		flow_evaluate(f);
 		return;
