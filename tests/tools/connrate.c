@@ -6,7 +6,7 @@
  *       "ok\n"), closes; forever. T threads (default 1), each with an epoll set of all the
  *       listening sockets.
  *   connrate ADDR:PORT [--ports P] [--inflight K] [--duration S] [--warmup S] [--bytes N]
- *            [--timeout-ms MS]
+ *            [--timeout-ms MS] [--abort]
  *       keeps K connections in flight (default 1) for S seconds (default 5, after S warm-up
  *       seconds, default 0.5): non-blocking connect, wait for established, read N bytes
  *       (default 3; 0: close as soon as established), close, start the next. Connections
@@ -16,7 +16,10 @@
  *
  * The server closes first, so TIME_WAIT stays on the server's side and the client's ports
  * are free again at once (no exhaustion of the ephemeral range at tens of thousands per
- * second). Several server ports make 5-tuples repeat P times less often: a conntrack entry
+ * second). With --abort the client closes with SO_LINGER 0 once it has its bytes: a RST, so
+ * no socket of either side stays in TIME_WAIT. Tens of thousands of TIME_WAIT sockets make
+ * every sock_diag dump on the machine slow (the kernel walks one hash table for all network
+ * namespaces), which would slow down a peer such as OpenSnitch for the wrong reason. Several server ports make 5-tuples repeat P times less often: a conntrack entry
  * lives 120 s in TIME_WAIT, and a reused 5-tuple is not quite a new flow to a filter.
  * ADDR is an IPv4 or IPv6 address, IPv6 in brackets: [fd00:198:18:1::2]:5001. */
 #ifndef _GNU_SOURCE
@@ -42,7 +45,7 @@ static void usage(void)
 {
 	fprintf(stderr, "usage: connrate --server ADDR:PORT [--ports P] [--bytes N] [--threads T]\n"
 			"       connrate ADDR:PORT [--ports P] [--inflight K] [--duration S] [--warmup S]"
-			" [--bytes N] [--timeout-ms MS]\n");
+			" [--bytes N] [--timeout-ms MS] [--abort]\n");
 	exit(2);
 }
 
@@ -233,6 +236,7 @@ static struct {
 	int base_port, nports, next_port;
 	int ep;
 	size_t bytes;
+	int abort_close;
 	uint64_t measure_from, end, timeout;
 	uint64_t ok, errors, timeouts, resets, short_reads, started;
 	int last_errno;
@@ -242,9 +246,13 @@ static struct {
 static void finish(struct conn *c, int ok, int err)
 {
 	uint64_t t = now_ns();
+	struct linger lg = { 1, 0 };
 
-	if (c->fd >= 0)
+	if (c->fd >= 0) {
+		if (ok && C.abort_close)
+			(void)setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 		close(c->fd); /* also removes it from the epoll set */
+	}
 	c->fd = -1;
 	c->state = IDLE;
 	if (t < C.measure_from || t > C.end)
@@ -393,6 +401,7 @@ static int client(int inflight, double duration, double warmup, double timeout_m
 	qsort(C.first.v, C.first.n, sizeof(uint64_t), cmp_u64);
 	printf("inflight=%d\n", inflight);
 	printf("ports=%d\n", C.nports);
+	printf("close=%s\n", C.abort_close ? "abort" : "normal");
 	printf("duration_s=%.3f\n", measured);
 	printf("started=%llu\n", (unsigned long long)C.started);
 	printf("conns=%llu\n", (unsigned long long)C.ok);
@@ -430,6 +439,8 @@ int main(int argc, char **argv)
 
 		if (!strcmp(a, "--server"))
 			is_server = 1;
+		else if (!strcmp(a, "--abort"))
+			C.abort_close = 1;
 		else if (i + 1 < argc && !strcmp(a, "--bytes"))
 			bytes = num(argv[++i], 0, sizeof(srv_buf));
 		else if (i + 1 < argc && !strcmp(a, "--ports"))
