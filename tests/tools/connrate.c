@@ -35,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -354,7 +355,8 @@ static int client(int inflight, double duration, double warmup, double timeout_m
 	static struct conn conns[MAX_INFLIGHT];
 	struct epoll_event evs[256];
 	uint64_t t, start_t, last_scan = 0;
-	double measured;
+	struct rusage ru;
+	double measured, cpu;
 	int i, n;
 
 	C.ep = epoll_create1(EPOLL_CLOEXEC);
@@ -397,6 +399,8 @@ static int client(int inflight, double duration, double warmup, double timeout_m
 		if (conns[i].fd >= 0)
 			close(conns[i].fd);
 	measured = (double)(C.end - C.measure_from) / 1e9;
+	getrusage(RUSAGE_SELF, &ru);
+	cpu = (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) + (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 	qsort(C.est.v, C.est.n, sizeof(uint64_t), cmp_u64);
 	qsort(C.first.v, C.first.n, sizeof(uint64_t), cmp_u64);
 	printf("inflight=%d\n", inflight);
@@ -411,6 +415,7 @@ static int client(int inflight, double duration, double warmup, double timeout_m
 	printf("short_reads=%llu\n", (unsigned long long)C.short_reads);
 	printf("last_error=%s\n", C.last_errno ? strerror(C.last_errno) : "none");
 	printf("conn_per_s=%.1f\n", (double)C.ok / measured);
+	printf("client_cpu_pct=%.0f\n", cpu * 100 / ((double)(now_ns() - start_t) / 1e9));
 	printf("connect_p50_us=%.1f\n", pct_us(&C.est, 50));
 	printf("connect_p99_us=%.1f\n", pct_us(&C.est, 99));
 	printf("first_byte_p50_us=%.1f\n", pct_us(&C.first, 50));
