@@ -57,6 +57,7 @@
 #define WAITING_MAX 4096         /* flows waiting for a verdict (pending or paused) */
 #define PAUSED_TCP_MAX 1024      /* TCP flows a provider may keep paused */
 #define UDP_PAUSE_USEC (10 * 1000000ULL) /* Apple's rule */
+#define RETRANSMIT_USEC (10 * 1000000ULL) /* first-packet retries of a dropped flow */
 #define HELD_PKTS 4              /* packets held per waiting flow (retransmits beyond: dropped) */
 #define BUCKETS 16384            /* power of two */
 #define VERDICT_TIMEOUT_MS_DEFAULT 2000
@@ -158,6 +159,7 @@ static void flow_decide(struct flow *f, enum flow_state st, const char *fmt, ...
 	__attribute__((format(printf, 3, 4)));
 static void flow_evaluate(struct flow *f);
 static void timer_rearm(void);
+static void follow_emit(const struct flow *f, const char *what, const struct ct_flow *counts);
 
 /* --- flow table ---------------------------------------------------------------------------- */
 
@@ -447,9 +449,18 @@ static void on_flow_packet(struct dp_nfq *q, const struct dp_packet *p, struct d
 		return;
 	}
 	f = flow_by_key(&k);
-	if (f && (f->state == FLOW_ALLOWED || f->state == FLOW_DROPPED)) {
-		verdict_for(p->mark, f->state, v); /* a retransmitted first packet */
+	/* Only packets of new conntrack entries are queued. For a dropped flow (its entry was
+	 * never confirmed) that is the first packet again, retransmitted: same verdict, for the
+	 * span of the client's retries. An allowed flow's retransmits match its ct mark and never
+	 * come here, so this is a new connection reusing the 5-tuple: decide it afresh. */
+	if (f && f->state == FLOW_DROPPED && ne_now_usec() - f->decided_usec < RETRANSMIT_USEC) {
+		verdict_for(p->mark, f->state, v);
 		return;
+	}
+	if (f && (f->state == FLOW_ALLOWED || f->state == FLOW_DROPPED)) {
+		follow_emit(f, "closed", NULL);
+		flow_free(f);
+		f = NULL;
 	}
 	if (f) {
 		if (f->n_pkt >= HELD_PKTS) {
