@@ -617,11 +617,13 @@ static int on_log(struct ext *e, const struct ne_msg_hdr *h, const uint8_t *p, s
 /* Filter frames go to filter.c once the provider handle is known to be a filter's. */
 static struct provider *filter_prov(struct ext *e, const uint8_t *p, size_t len)
 {
+	struct ne_rbuf r = { p, len, 0, 0 };
+	uint32_t handle = ne_get_u32(&r); /* every filter frame starts with it */
 	struct provider *pv;
 
-	if (len < 4)
+	if (r.err)
 		return NULL;
-	pv = prov_by_handle(e, (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]);
+	pv = prov_by_handle(e, handle);
 	return pv && pv->type == NE_PROVIDER_FILTER_DATA ? pv : NULL;
 }
 

@@ -95,6 +95,7 @@ struct fcfg {
 	uint32_t handle;
 	bool has_settings;
 	struct frules rules;
+	bool wants_details;         /* its rules, provider or reports use process or hostname */
 	uint32_t report_flags, stats_ms;
 	sd_event_source *stats_timer;
 	struct ne_list asked;       /* flows waiting for this provider (deadline order) */
@@ -418,16 +419,9 @@ static bool needs_attribution(void)
 	for (i = 0; i < NE_ARRAY_SIZE(F->followers); i++)
 		if (F->followers[i])
 			return true;
-	ne_list_for_each(pos, tmp, &F->cfgs) {
-		struct fcfg *c = ne_container_of(pos, struct fcfg, link);
-
-		if (!c->has_settings || c->rules.needs_process || c->rules.needs_hostname ||
-		    c->rules.default_action == FRULE_ASK || c->report_flags)
+	ne_list_for_each(pos, tmp, &F->cfgs)
+		if (ne_container_of(pos, struct fcfg, link)->wants_details)
 			return true;
-		for (i = 0; i < c->rules.n; i++)
-			if (c->rules.rules[i].action == FRULE_ASK)
-				return true;
-	}
 	return false;
 }
 
@@ -692,10 +686,20 @@ static bool ask(struct fcfg *c, struct flow *f)
 
 static void flow_evaluate(struct flow *f)
 {
-	struct frule_flow ff;
+	/* Attribution happened before the first evaluation when any configuration can use it
+	 * (needs_attribution), so the flow's details do not change between stages. */
+	struct frule_flow ff = {
+		.direction = f->key.direction, .protocol = f->key.proto,
+		.family = f->key.version == 6 ? AF_INET6 : AF_INET,
+		.local_port = f->key.local_port, .remote_port = f->key.remote_port,
+		.hostname = f->hostname, .executable = f->exe, .cgroup = f->cgroup,
+		.has_uid = f->has_ids, .uid = f->uid,
+	};
 	struct fcfg *c;
-	int rule;
+	int rule = -1;
 
+	memcpy(ff.local, f->key.local, 16);
+	memcpy(ff.remote, f->key.remote, 16);
 	for (; (c = cfg_at(f->stage)); f->stage++) {
 		enum frule_action a = FRULE_ASK;
 
@@ -704,22 +708,8 @@ static void flow_evaluate(struct flow *f)
 				return;
 			continue;
 		}
-		if (c->has_settings) {
-			memset(&ff, 0, sizeof(ff));
-			ff.direction = f->key.direction;
-			ff.protocol = f->key.proto;
-			ff.family = f->key.version == 6 ? AF_INET6 : AF_INET;
-			memcpy(ff.local, f->key.local, 16);
-			memcpy(ff.remote, f->key.remote, 16);
-			ff.local_port = f->key.local_port;
-			ff.remote_port = f->key.remote_port;
-			ff.hostname = f->hostname;
-			ff.executable = f->exe;
-			ff.cgroup = f->cgroup;
-			ff.has_uid = f->has_ids;
-			ff.uid = f->uid;
+		if (c->has_settings)
 			a = frules_match(&c->rules, &ff, &rule);
-		}
 		if (a == FRULE_ALLOW && rule >= 0)
 			snprintf(f->allowed_by, sizeof(f->allowed_by), "%s: rule %d", c->name, rule + 1);
 		else if (a == FRULE_ALLOW)
@@ -930,6 +920,7 @@ static void cfg_clear_settings(struct fcfg *c)
 {
 	frules_clear(&c->rules);
 	c->has_settings = false;
+	c->wants_details = true; /* without settings every flow goes to the provider */
 	c->report_flags = 0;
 	c->stats_ms = 0;
 	sd_event_source_set_enabled(c->stats_timer, SD_EVENT_OFF);
@@ -1158,6 +1149,7 @@ int filter_on_settings(struct daemon *d, const char *config, uint64_t id, const 
 	c->rules = fr;
 	c->has_settings = true;
 	c->report_flags = m.report_flags & 7;
+	c->wants_details = fr.needs_process || fr.needs_hostname || fr.any_ask || c->report_flags;
 	c->stats_ms = (c->report_flags & NE_FILTER_REPORT_STATISTICS) ? NE_MAX(m.stats_interval_ms, 1000u) : 0;
 	if (c->stats_ms) {
 		sd_event_source_set_time(c->stats_timer, ne_now_usec() + (uint64_t)c->stats_ms * 1000);

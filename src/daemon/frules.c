@@ -209,8 +209,10 @@ int frules_compile(const struct ne_wire_rule *w, size_t n, uint8_t default_actio
 		fr.any_loopback |= fr.rules[i].names_loopback;
 		fr.needs_process |= fr.rules[i].executable || fr.rules[i].match_uid || fr.rules[i].cgroup;
 		fr.needs_hostname |= fr.rules[i].hostname != NULL;
+		fr.any_ask |= fr.rules[i].action == FRULE_ASK;
 	}
 	fr.n = n;
+	fr.any_ask |= fr.default_action == FRULE_ASK;
 	*ret = fr;
 	return 0;
 }

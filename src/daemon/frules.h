@@ -43,6 +43,7 @@ struct frules {
 	bool any_loopback;   /* some rule names loopback */
 	bool needs_process;  /* some rule matches executable, uid or cgroup */
 	bool needs_hostname;
+	bool any_ask;        /* the default or some rule asks the provider */
 };
 
 /* What a flow offers to the matcher. Strings may be NULL (unknown): a rule that needs a
