@@ -95,3 +95,69 @@ int dns_name_normalize(const char *in, char *out, size_t size);
  * ("example.com" matches "example.com" and "a.b.example.com", not "badexample.com").
  * Both arguments normalized. */
 bool dns_name_matches(const char *pattern, const char *name);
+
+/* ---- building messages (dnsbuild.c) ------------------------------------------------------
+ * A builder writes a message into the caller's buffer in section order (questions, answers,
+ * authority, additional); names are compressed against names written before them. Any
+ * failure (no room: -EMSGSIZE; a bad name: -EINVAL; sections out of order: -EPROTO) is kept
+ * in b->err and makes later calls no-ops, so callers check once, at dns_builder_finish(). */
+#define DNS_BUILDER_PTRS 64 /* names remembered for compression */
+
+struct dns_builder {
+	uint8_t *p;
+	size_t len, cap;
+	int err;
+	enum dns_section section;  /* the section being written */
+	uint16_t counts[4];        /* per section */
+	size_t n_ptrs;
+	uint16_t ptrs[DNS_BUILDER_PTRS]; /* offsets of names (and their suffixes) written */
+};
+
+/* Starts a message with header h (its counts are ignored: the builder counts). */
+void dns_builder_init(struct dns_builder *b, uint8_t *buf, size_t cap, const struct dns_header *h);
+/* name: presentation form as dns_name_text() writes it ("" is the root; \DDD and \. escapes
+ * are decoded; a final dot is optional). */
+void dns_builder_question(struct dns_builder *b, const char *name, uint16_t type, uint16_t class);
+/* A record with opaque rdata. */
+void dns_builder_rr(struct dns_builder *b, enum dns_section sec, const char *name, uint16_t type,
+		    uint16_t class, uint32_t ttl, const void *rdata, uint16_t rdlen);
+/* A record whose rdata is one name (CNAME, NS, PTR), compressed. */
+void dns_builder_rr_name(struct dns_builder *b, enum dns_section sec, const char *name, uint16_t type,
+			 uint32_t ttl, const char *target);
+/* Copies record rr of message m (any section, any type) into section sec, rdata verbatim
+ * except that names inside CNAME/NS/PTR/MX/SRV/SOA rdata are decompressed (a pointer into m
+ * means nothing in the new message). Unknown types pass through byte for byte. */
+void dns_builder_copy_rr(struct dns_builder *b, enum dns_section sec, const struct dns_msg *m,
+			 const struct dns_rr *rr);
+/* The EDNS(0) OPT pseudo-record (additional section, last). */
+void dns_builder_opt(struct dns_builder *b, uint16_t udp_size, uint8_t ext_rcode_hi, bool dnssec_ok);
+/* Writes the counts; returns the message length or b->err. */
+int dns_builder_finish(struct dns_builder *b);
+
+/* A response to query q with rcode (NOERROR … REFUSED; FORMERR also for a query that has no
+ * question) and no records: same id and opcode, QR set, RD copied, RA set, the question copied
+ * when q has one, an OPT record when q had one (udp_size 1232). Returns the length written
+ * into out, or a negative errno. */
+int dns_answer_rcode(const struct dns_msg *q, uint8_t rcode, uint8_t *out, size_t cap);
+/* FORMERR for bytes that do not parse but have at least a 12-byte header: id and opcode
+ * copied, no question. -EBADMSG when len < 12 (such input gets no answer: drop it). */
+int dns_answer_formerr_raw(const uint8_t *p, size_t len, uint8_t *out, size_t cap);
+/* resp cut to fit limit bytes for UDP: if it fits it is copied as is; otherwise the header
+ * with TC set, the question and the OPT record, nothing else (RFC 2181 §9, RFC 6891 §7).
+ * Returns the length written into out (cap ≥ limit). */
+int dns_truncate(const struct dns_msg *resp, size_t limit, uint8_t *out, size_t cap);
+/* Whether resp answers q: QR set, same id, same opcode, same question count and the same
+ * first question (name case-insensitively, type, class). The caller checks the source. */
+bool dns_response_matches(const struct dns_msg *q, const struct dns_msg *resp);
+/* The UDP payload size a client accepts: 512 without EDNS, else its OPT size clamped to
+ * [512, 4096]. */
+size_t dns_udp_limit(const struct dns_msg *q);
+/* The first question's name (text, size ≥ DNS_NAME_TEXT_MAX), type and class; -ENOENT when the
+ * message has no question. */
+int dns_question(const struct dns_msg *m, char *name, size_t size, uint16_t *ret_type, uint16_t *ret_class);
+/* Lowest TTL of the answer and authority records (for SOA-negative answers the SOA minimum
+ * field counts too, RFC 2308); UINT32_MAX when there is none. */
+uint32_t dns_min_ttl(const struct dns_msg *m);
+/* Text name → wire form (uncompressed) in out (size ≥ DNS_NAME_MAX); returns the length or
+ * -EINVAL (label over 63, name over 255, bad escape, empty label). */
+int dns_name_from_text(const char *text, uint8_t *out, size_t size);

@@ -58,7 +58,16 @@ enum ne_msg_type {
 	NE_MSG_FLOW_REPORT = 16, /* D→E id flow: u32 provider, u8 event, u8 verdict,
 				  *             u64 bytes_in, u64 bytes_out, u64 packets_in,
 				  *             u64 packets_out, str detail, flow */
-	NE_MSG_TYPE_MAX = 16,
+	NE_MSG_DNS_SETTINGS = 17, /* E→D id 0: u32 provider, u8 mode (0 parsed, 1 raw),
+				  *           u8 want_responses (0/1). Sent before START_DONE. */
+	NE_MSG_DNS_QUERY = 18,   /* D→E id query: u32 provider, u8 protocol, flow (ne_flow_record),
+				  *           blob message (the query as the client sent it) */
+	NE_MSG_DNS_VERDICT = 19, /* E→D id query: u32 provider, u8 kind (ne_dns_verdict_kind, not
+				  *           LATER), str target, blob message ("" / empty: none) */
+	NE_MSG_DNS_RESPONSE = 20, /* D→E id query: u32 provider, blob response */
+	NE_MSG_DNS_RESPONSE_VERDICT = 21, /* E→D id query: u32 provider, u8 kind
+				  *           (ne_dns_response_kind), blob message */
+	NE_MSG_TYPE_MAX = 21,
 };
 
 struct ne_msg_hdr {
@@ -186,6 +195,37 @@ struct ne_msg_flow_report {
 	struct ne_flow_record flow;
 };
 
+struct ne_msg_dns_settings {
+	uint32_t provider;
+	uint8_t mode;           /* 0 parsed, 1 raw */
+	bool want_responses;
+};
+
+struct ne_msg_dns_query {
+	uint32_t provider;
+	uint8_t protocol;       /* IPPROTO_UDP or IPPROTO_TCP */
+	struct ne_flow_record flow;
+	struct ne_view message; /* at most 65535 bytes */
+};
+
+struct ne_msg_dns_verdict {
+	uint32_t provider;
+	uint8_t kind;           /* 1..4 */
+	struct ne_view target;  /* at most NE_WIRE_STR_MAX; decoded without checking its form */
+	struct ne_view message;
+};
+
+struct ne_msg_dns_response {
+	uint32_t provider;
+	struct ne_view message;
+};
+
+struct ne_msg_dns_response_verdict {
+	uint32_t provider;
+	uint8_t kind;           /* 1..3 */
+	struct ne_view message;
+};
+
 /* Output buffer: fixed capacity; an overflow sets err and later puts do nothing. */
 struct ne_wbuf {
 	uint8_t *p;
@@ -259,6 +299,19 @@ int ne_msg_flow_verdict_encode(struct ne_wbuf *b, uint64_t flow_id, const struct
 int ne_msg_flow_verdict_decode(const uint8_t *p, size_t len, struct ne_msg_flow_verdict *ret);
 int ne_msg_flow_report_encode(struct ne_wbuf *b, const struct ne_msg_flow_report *m);
 int ne_msg_flow_report_decode(const uint8_t *p, size_t len, struct ne_msg_flow_report *ret);
+
+int ne_msg_dns_settings_encode(struct ne_wbuf *b, const struct ne_msg_dns_settings *m);
+int ne_msg_dns_settings_decode(const uint8_t *p, size_t len, struct ne_msg_dns_settings *ret);
+int ne_msg_dns_query_encode(struct ne_wbuf *b, uint64_t id, const struct ne_msg_dns_query *m);
+int ne_msg_dns_query_decode(const uint8_t *p, size_t len, struct ne_msg_dns_query *ret);
+int ne_msg_dns_verdict_encode(struct ne_wbuf *b, uint64_t id, const struct ne_msg_dns_verdict *m);
+int ne_msg_dns_verdict_decode(const uint8_t *p, size_t len, struct ne_msg_dns_verdict *ret);
+int ne_msg_dns_response_encode(struct ne_wbuf *b, uint64_t id, const struct ne_msg_dns_response *m);
+int ne_msg_dns_response_decode(const uint8_t *p, size_t len, struct ne_msg_dns_response *ret);
+int ne_msg_dns_response_verdict_encode(struct ne_wbuf *b, uint64_t id,
+				       const struct ne_msg_dns_response_verdict *m);
+int ne_msg_dns_response_verdict_decode(const uint8_t *p, size_t len,
+				       struct ne_msg_dns_response_verdict *ret);
 
 /* Socket I/O. send: one frame plus up to NE_WIRE_MAX_FDS fds, non-blocking; -EAGAIN when
  * the peer is not reading. recv: one frame into buf (cap ≥ NE_WIRE_MAX); received fds are

@@ -10,6 +10,7 @@
 #include "list.h"
 
 struct store;
+struct dnsroutes;
 struct dp_nft;
 struct control;
 struct ctl_req;
@@ -32,6 +33,20 @@ struct daemon_options {
 	unsigned message_timeout_ms;   /* app message reply deadline */
 	unsigned restart_max;          /* crashes in restart_window_s that mark an extension failed */
 	unsigned restart_window_s;
+	/* [dns] (docs/dns.md, netextd.conf(5)) */
+	char dns_intercept[16];        /* "auto", "always", "never" */
+	unsigned dns_port;             /* transparent listeners on 127.0.0.1 and ::1 */
+	unsigned dns_table;            /* policy-routing table (and the rule's priority) */
+	char dns_resolv_conf[PATH_MAX]; /* default route's servers when none is configured */
+	unsigned dns_timeout_ms;       /* one upstream try */
+	unsigned dns_attempts;         /* tries per query, over the route's servers in turn */
+	unsigned dns_cache_bytes;      /* answer cache bound; 0: no cache */
+	unsigned dns_max_tcp_clients;  /* TCP client connections at once */
+	unsigned dns_tcp_idle_ms;      /* a TCP client silent this long is closed */
+#define DNS_CONFIG_ROUTES_MAX 64
+	size_t n_dns_routes;           /* "route = SUFFIX SERVER[,SERVER…]" / "exempt = SUFFIX" /
+					* "default = SERVER[,…]" lines, in file order */
+	char dns_routes[DNS_CONFIG_ROUTES_MAX][512];
 	bool developer;                /* allow unsigned bundles and registering executables by path */
 	bool no_datapath;              /* do not touch nftables (control-only instance) */
 	int verbose;
@@ -54,6 +69,7 @@ struct daemon {
 	char bundles_dir[PATH_MAX];
 	struct ne_list ops;            /* struct sysext_op: lifecycle requests in progress */
 	uint64_t next_op_id;
+	struct dnsroutes *dns_routes;  /* split-DNS routes (dnsroutes.h) */
 };
 
 /* config.c */

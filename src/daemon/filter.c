@@ -41,6 +41,7 @@
 #include "ctevents.h"
 #include "daemon.h"
 #include "dns.h"
+#include "dnsproxy.h"
 #include "dnssnoop.h"
 #include "dp_nfq.h"
 #include "dp_nft.h"
@@ -1211,6 +1212,20 @@ static void on_dns_message(const struct pi_tuple *t, const uint8_t *msg, size_t 
 	(void)ud;
 }
 
+void filter_learn_answer(struct daemon *d, const struct pi_process *proc, const struct dns_msg *m)
+{
+	struct nc_owner owner = { 0, 0 };
+
+	if (!F || !F->names)
+		return;
+	if (proc) {
+		owner.pid = proc->pid;
+		owner.start_time = proc->start_time;
+	}
+	(void)namecache_learn(F->names, &owner, m, ne_now_usec() / 1000000);
+	(void)d;
+}
+
 static void on_dns_packet(struct dp_nfq *q, const struct dp_packet *p, struct dp_verdict *v, void *ud)
 {
 	dnssnoop_packet(F->snoop, p->payload, p->len, ne_now_usec());
@@ -1467,15 +1482,24 @@ static int chain_rules(struct daemon *d, struct dp_ruleset *rs, size_t ch, bool 
 	struct dp_action queue = { .kind = DP_ACTION_QUEUE, .queue = { FILTER_QUEUE_FLOWS, 1,
 				   F->any_fail_closed ? 0 : DP_QUEUE_F_BYPASS } };
 	struct dp_action qdns = { .kind = DP_ACTION_QUEUE, .queue = { FILTER_QUEUE_DNS, 1, DP_QUEUE_F_BYPASS } };
-	struct dp_match m[3];
+	struct dp_match m[4];
 	uint8_t protos[2] = { IPPROTO_UDP, IPPROTO_TCP };
 	int r = 0, i;
 
+	/* netextd's own sockets (the DNS proxy's upstream queries and answers) are not flows of
+	 * any process: the application's flow to the resolver is the one filtered. */
+	if (!input) {
+		m[0] = (struct dp_match){ .kind = DP_MATCH_META_MARK, .mark = { DNS_MARK_EXEMPT, DNS_MARK_EXEMPT } };
+		r |= add(rs, ch, m, 1, &accept, 1);
+	}
+	/* Answers the DNS proxy handled are learned by the proxy itself, with the asking
+	 * process; snooping them again would cost a queue round trip each. */
 	for (i = 0; input && i < 2; i++) {
 		m[0] = m_l4(protos[i]);
 		m[1] = (struct dp_match){ .kind = DP_MATCH_SPORT, .port = 53 };
 		m[2] = (struct dp_match){ .kind = DP_MATCH_CT_STATE, .ct_state = DP_CT_ESTABLISHED };
-		r |= add(rs, ch, m, 3, &qdns, 1);
+		m[3] = (struct dp_match){ .kind = DP_MATCH_CT_MARK, .mark = { DNS_CTMARK_PROXIED, 0 } };
+		r |= add(rs, ch, m, 4, &qdns, 1);
 	}
 	m[0] = m_mark(DP_MATCH_CT_MARK, FILTER_MARK_ALLOW);
 	r |= add(rs, ch, m, 1, &accept, 1);

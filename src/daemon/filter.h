@@ -40,6 +40,12 @@ void filter_provider_gone(struct daemon *d, const char *config, const char *why)
 int filter_on_settings(struct daemon *d, const char *config, uint64_t id, const uint8_t *p, size_t len);
 int filter_on_verdict(struct daemon *d, const char *config, uint64_t flow_id, const uint8_t *p, size_t len);
 
+/* The DNS proxy learned an answer for proc's query (NULL: process unknown): the name cache
+ * behind flow hostnames (namecache.h). */
+struct pi_process;
+struct dns_msg;
+void filter_learn_answer(struct daemon *d, const struct pi_process *proc, const struct dns_msg *m);
+
 /* Control API. */
 void *filter_flows_json(struct daemon *d, bool pending_only); /* json_t array */
 /* A person's verdict for a paused or pending flow: 0, -ENOENT (no such waiting flow). */

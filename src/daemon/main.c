@@ -23,6 +23,8 @@
 
 #include "cgroup.h"
 #include "daemon.h"
+#include "dnsprov.h"
+#include "dnsproxy.h"
 #include "dp_nft.h"
 #include "filter.h"
 #include "log.h"
@@ -127,6 +129,8 @@ int daemon_apply_ruleset(struct daemon *d)
 		return 0;
 	dp_ruleset_init_base(&rs, NETEXT_TABLE);
 	r = filter_add_rules(d, &rs);
+	if (r == 0)
+		r = dnsproxy_add_rules(d, &rs);
 	if (r == 0)
 		r = dp_nft_apply(d->nft, &rs);
 	dp_ruleset_free(&rs);
@@ -266,6 +270,8 @@ static void final_cleanup(struct daemon *d)
 	control_close(d->control);
 	d->control = NULL;
 	sysext_fini(d);
+	dnsproxy_fini(d); /* in-flight queries are answered SERVFAIL; listeners, rules, routes go */
+	dnsprov_fini(d);
 	filter_fini(d); /* waiting flows are let go before the table (and its queue rules) goes */
 	if (d->cgroup_mount[0] && d->cgroup_base[0])
 		cgroup_remove(d->cgroup_mount, d->cgroup_base);
@@ -309,6 +315,13 @@ static int run(struct daemon *d)
 	r = filter_init(d);
 	if (r < 0) {
 		log_warnx("cannot set up the content filter: %s", strerror(-r));
+		goto fail;
+	}
+	r = dnsprov_init(d);
+	if (r == 0)
+		r = dnsproxy_init(d);
+	if (r < 0) {
+		log_warnx("cannot set up the DNS proxy: %s", strerror(-r));
 		goto fail;
 	}
 	r = sysext_init(d);

@@ -1,0 +1,2 @@
+/* Building DNS messages: see dns.h. (Being written.) */
+#include "dns.h"

@@ -1,0 +1,2 @@
+/* Split-DNS routes: see dnsroutes.h. (Being written.) */
+#include "dnsroutes.h"
