@@ -24,6 +24,8 @@
 
 #include "control.h"
 #include "daemon.h"
+#include "dnsprov.h"
+#include "dnsproxy.h"
 #include "filter.h"
 #include "log.h"
 #include "sandbox.h"
@@ -745,6 +747,14 @@ static void m_filter_status(struct control *c, struct ctl_req *req, json_t *para
 	(void)params;
 }
 
+static void m_dns_status(struct control *c, struct ctl_req *req, json_t *params)
+{
+	ctl_req_reply(req, json_pack("{s:b, s:o?, s:o?}", "intercepting", dnsproxy_intercepting(c->d),
+				     "engine", dnsproxy_status_json(c->d), "provider",
+				     dnsprov_status_json(c->d)));
+	(void)params;
+}
+
 struct method {
 	const char *name;
 	bool admin;
@@ -776,6 +786,7 @@ static const struct method methods[] = {
 	{ "flows.decide", true, m_flows_decide },
 	{ "flows.follow", true, m_flows_follow },
 	{ "filter.status", true, m_filter_status },
+	{ "dns.status", true, m_dns_status },
 };
 
 static const struct method *method_find(const char *name)
