@@ -1,0 +1,186 @@
+#!/usr/bin/env bash
+# Split-DNS routes managed by netextctl: add, replace, exempt, default, list (table and JSON),
+# del; routes of the configuration file refused with the file named; bad input refused with
+# clear errors; non-admin users refused; a failed store write changes nothing; routes kept
+# across a restart, and a stored route that the configuration file now routes skipped with a
+# warning (and back once the file lets go of it).
+set -uo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+. "$here/lib/daemon.sh"
+command -v python3 >/dev/null || skip "needs python3"
+
+T=$NS_TMPDIR
+CONF=$D_DIR/netextd.conf
+echo "nameserver 198.18.2.2" > "$T/resolv.conf"
+
+# daemon_start with a [dns] section of the test's own ($T/dns.conf) in the configuration.
+dns_daemon_start() {
+	mkdir -p "$D_DIR/state" "$D_DIR/run"
+	D_SOCK=$D_DIR/run/netextd.sock
+	D_LOG=$D_DIR/netextd.log
+	{
+		printf 'extension_user = nobody\n[dns]\nresolv_conf = %s\n' "$T/resolv.conf"
+		cat "$T/dns.conf"
+	} > "$CONF"
+	nsenter --net=/run/netns/"$D_NS" "$NETEXTD" --config "$CONF" --state-dir "$D_DIR/state" \
+		--run-dir "$D_DIR/run" --cgroup "$D_CGROUP" -v >>"$D_LOG" 2>&1 &
+	D_PID=$!
+	WAIT_TRIES=200 WAIT_DELAY=0.05 wait_for ctl status || { cat "$D_LOG"; fail "netextd did not start"; }
+}
+
+# expect_fail CODE PATTERN ARGS...: netextctl ARGS exits CODE and says PATTERN on stderr.
+expect_fail() {
+	local want=$1 pat=$2 rc
+	shift 2
+	ctl "$@" >"$T/out" 2>"$T/err"; rc=$?
+	[ "$rc" -eq "$want" ] || { cat "$T/out" "$T/err"; fail "netextctl $*: exit $rc, expected $want"; }
+	grep -Fq -- "$pat" "$T/err" || { cat "$T/err"; fail "netextctl $*: no '$pat' in the error"; }
+}
+
+# routes_check PYTHON: runs PYTHON with r = `dns route list --json`, routes = r's routes by suffix.
+routes_check() {
+	ctl dns route list --json > "$T/routes.json" || fail "dns route list --json failed"
+	python3 -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+routes = {x["suffix"]: x for x in r["routes"]}
+exec(sys.argv[2])' "$T/routes.json" "$1" || { cat "$T/routes.json"; fail "route list: $1"; }
+}
+
+D_NS=$(ns_add host) || fail "cannot create a namespace"
+cat > "$T/dns.conf" <<EOF
+route = cfg.example 198.18.9.9
+exempt = pub.cfg.example
+EOF
+dns_daemon_start
+
+# 1. The configuration's routes and the resolv.conf default, before any change.
+ctl dns route list > "$T/list" || fail "dns route list"
+grep -Eq '^cfg\.example +198\.18\.9\.9 +config$' "$T/list" || { cat "$T/list"; fail "config route not listed"; }
+grep -Eq '^pub\.cfg\.example +\(exempt' "$T/list" || { cat "$T/list"; fail "config exemption not listed"; }
+grep -Eq '^\. +198\.18\.2\.2 +resolv\.conf$' "$T/list" || { cat "$T/list"; fail "resolv.conf default not listed"; }
+grep -Fq "default: the nameservers of $T/resolv.conf" "$T/list" || { cat "$T/list"; fail "default's origin not named"; }
+routes_check '
+assert r["default"]["source"] == "resolv.conf", r["default"]
+assert r["default"]["resolv_conf"] == sys.argv[1].rsplit("/", 1)[0] + "/resolv.conf", r["default"]
+assert routes["cfg.example"] == {"suffix": "cfg.example", "exempt": False, "servers": ["198.18.9.9"], "source": "config"}, routes
+assert routes["pub.cfg.example"]["exempt"] and routes["pub.cfg.example"]["servers"] == []
+'
+
+# 2. Add, replace (normalized suffix), exempt, default.
+ctl dns route add corp.example 198.18.1.2 > "$T/out" || fail "route add corp.example"
+grep -Fq "route corp.example → 198.18.1.2 (source api)" "$T/out" || { cat "$T/out"; fail "add did not say what it did"; }
+ctl dns route add Corp.Example. 198.18.1.3 '[fd00:198:18:1::2]:5353' >/dev/null || fail "route replace"
+ctl dns route add --exempt dev.corp.example >/dev/null || fail "route add --exempt"
+ctl dns route add . 198.18.2.3 198.18.2.4:5353 >/dev/null || fail "route add . (default)"
+routes_check '
+assert routes["corp.example"]["servers"] == ["198.18.1.3", "[fd00:198:18:1::2]:5353"], routes["corp.example"]
+assert routes["corp.example"]["source"] == "api"
+assert routes["dev.corp.example"] == {"suffix": "dev.corp.example", "exempt": True, "servers": [], "source": "api"}
+assert routes["."]["source"] == "api" and routes["."]["servers"] == ["198.18.2.3", "198.18.2.4:5353"]
+assert r["default"]["source"] == "api", r["default"]
+assert [x["suffix"] for x in r["routes"]][0] == ".", r["routes"]
+assert r["config_file"].endswith("/netextd.conf"), r
+'
+ctl dns route list | grep -Fq "default: 198.18.2.3 198.18.2.4:5353, from netextctl dns route add ." \
+	|| { ctl dns route list; fail "API default not described"; }
+grep -q "dns: route corp.example → 198.18.1.3 \[fd00:198:18:1::2\]:5353 replaced by uid 0" "$D_LOG" \
+	|| { grep "dns:" "$D_LOG"; fail "the change was not logged with who made it"; }
+
+# 3. Routes of the configuration file cannot be changed here; the error says where to go.
+expect_fail 4 "route cfg.example comes from $CONF; edit it there" dns route del cfg.example
+expect_fail 4 "route cfg.example comes from $CONF; edit it there" dns route add cfg.example 198.18.1.9
+expect_fail 4 "route pub.cfg.example comes from $CONF" dns route add --exempt pub.cfg.example
+routes_check 'assert routes["cfg.example"]["servers"] == ["198.18.9.9"]'
+
+# 4. Bad input: typed errors, clear messages, nothing changed.
+expect_fail 1 "'10.0.0.300' is not an IP address, [IPv6]:port or IPv4:port" dns route add x.example 10.0.0.300
+expect_fail 1 "'198.18.1.2:99999' is not an IP address" dns route add x.example 198.18.1.2:99999
+expect_fail 1 "'bad..suffix' is not a domain suffix" dns route add bad..suffix 198.18.1.2
+expect_fail 1 "'a b.example' is not a domain suffix" dns route add 'a b.example' 198.18.1.2
+expect_fail 1 "too many servers (5): a route has at most 4" dns route add x.example \
+	198.18.1.1 198.18.1.2 198.18.1.3 198.18.1.4 198.18.1.5
+expect_fail 1 "the default route cannot be exempt" dns route add --exempt .
+expect_fail 5 "there is no route for nothere.example" dns route del nothere.example
+expect_fail 2 "an exemption has no servers" dns route add --exempt x.example 198.18.1.2
+expect_fail 2 "needs at least one server" dns route add x.example
+expect_fail 2 "takes one suffix" dns route del
+expect_fail 2 "unknown option '--bogus'" dns route list --bogus
+# The daemon's own checks, past netextctl's (what another client could send).
+ctl raw dns.route.add '{"suffix": "x.example", "exempt": true, "servers": ["198.18.1.2"]}' > "$T/out"
+grep -Fq '"code": "invalid-params"' "$T/out" || { cat "$T/out"; fail "exempt with servers accepted"; }
+ctl raw dns.route.add '{"suffix": "x.example", "servers": "198.18.1.2"}' > "$T/out"
+grep -Fq "must be an array" "$T/out" || { cat "$T/out"; fail "servers as a string accepted"; }
+ctl raw dns.route.add '{"suffix": 7, "servers": ["198.18.1.2"]}' > "$T/out"
+grep -Fq '"code": "invalid-params"' "$T/out" || { cat "$T/out"; fail "a numeric suffix accepted"; }
+routes_check 'assert "x.example" not in routes and "bad..suffix" not in routes, routes'
+
+# 5. Only root and the admin group manage routes, listing included.
+as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups env NETEXT_SOCKET="$D_SOCK" "$NETEXTCTL" "$@"; }
+for args in "dns route add y.example 198.18.1.2" "dns route del corp.example" "dns route list" "dns status"; do
+	as_nobody $args >/dev/null 2>"$T/err"; rc=$?
+	[ "$rc" -eq 4 ] || fail "nobody: netextctl $args: exit $rc, expected 4"
+	grep -q "permission-denied" "$T/err" || { cat "$T/err"; fail "nobody: $args: no permission-denied"; }
+done
+routes_check 'assert "y.example" not in routes and "corp.example" in routes'
+
+# 6. dns status: readable and JSON.
+ctl dns status > "$T/status" || fail "dns status"
+grep -Eq "^intercepting: (yes|no)$" "$T/status" || { cat "$T/status"; fail "dns status: no intercepting line"; }
+ctl dns status --json | python3 -c 'import json, sys; assert "intercepting" in json.load(sys.stdin)' \
+	|| fail "dns status --json does not parse"
+
+# 7. A store that cannot be written: the request fails and nothing changes.
+python3 - "$D_DIR/state/netext.db" "$T/locked" <<'EOF' &
+import sqlite3, sys, os, time
+db = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=10)
+db.execute("BEGIN IMMEDIATE")  # holds the write lock until killed
+open(sys.argv[2], "w").close()
+time.sleep(120)
+EOF
+locker=$!
+ns_track_pid "$locker"
+wait_for test -e "$T/locked" || fail "could not lock the database"
+expect_fail 1 "cannot save the route (nothing changed)" dns route add z.example 198.18.1.2
+expect_fail 1 "cannot delete the stored route (nothing changed)" dns route del corp.example
+kill "$locker"; wait "$locker" 2>/dev/null
+routes_check 'assert "z.example" not in routes and routes["corp.example"]["servers"][0] == "198.18.1.3", routes'
+
+# 8. Kept across a restart.
+daemon_stop
+dns_daemon_start
+routes_check '
+assert routes["corp.example"]["servers"] == ["198.18.1.3", "[fd00:198:18:1::2]:5353"], routes
+assert routes["dev.corp.example"]["exempt"] and routes["dev.corp.example"]["source"] == "api"
+assert routes["."]["source"] == "api" and routes["cfg.example"]["source"] == "config"
+'
+grep -q "dns: 3 route(s) from the store" "$D_LOG" || { grep "dns:" "$D_LOG"; fail "stored routes not loaded"; }
+
+# 9. The configuration file now routes corp.example: the stored route is skipped (the
+#    warning names both) and comes back when the file lets go of it.
+echo "route = corp.example 198.18.7.7" >> "$T/dns.conf"
+daemon_stop
+dns_daemon_start
+grep -Fq "stored route corp.example → 198.18.1.3 [fd00:198:18:1::2]:5353 (netextctl dns route add) is skipped: $CONF routes corp.example → 198.18.7.7" "$D_LOG" \
+	|| { grep "dns:" "$D_LOG"; fail "no warning naming both routes"; }
+routes_check 'assert routes["corp.example"]["source"] == "config" and routes["corp.example"]["servers"] == ["198.18.7.7"]'
+expect_fail 4 "route corp.example comes from $CONF; edit it there" dns route del corp.example
+sed -i '/corp.example 198.18.7.7/d' "$T/dns.conf"
+daemon_stop
+dns_daemon_start
+routes_check 'assert routes["corp.example"]["source"] == "api" and routes["corp.example"]["servers"][0] == "198.18.1.3"'
+
+# 10. Deleting: the default falls back to resolv.conf; deleted routes stay deleted.
+ctl dns route del corp.example > "$T/out" || fail "route del corp.example"
+grep -Fq "route corp.example deleted" "$T/out" || { cat "$T/out"; fail "del did not say what it did"; }
+ctl dns route del . >/dev/null || fail "route del ."
+expect_fail 5 "there is no default route to delete: the default is the nameservers of $T/resolv.conf" dns route del .
+routes_check '
+assert "corp.example" not in routes and r["default"]["source"] == "resolv.conf", r
+assert routes["."]["servers"] == ["198.18.2.2"], routes
+'
+daemon_stop
+dns_daemon_start
+routes_check 'assert "corp.example" not in routes and routes["."]["source"] == "resolv.conf" and "dev.corp.example" in routes'
+daemon_stop
+echo "dns routes: ok"
