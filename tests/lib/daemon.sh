@@ -11,7 +11,7 @@
 #   daemon_pid / ext_pid ID                   pids
 #   D_NS D_DIR D_SOCK D_LOG D_CGROUP          what the last daemon_start set
 #   D_DEVELOPER=0                             start without --developer (default 1)
-#   D_CONF_EXTRA='[dns]\nroute = …'             lines appended to netextd.conf
+#   D_CONF_EXTRA=$'[dns]\nroute = …'            lines appended to netextd.conf
 
 . "$(dirname "${BASH_SOURCE[0]}")/netns.sh"
 ns_init
