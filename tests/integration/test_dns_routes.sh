@@ -13,19 +13,10 @@ T=$NS_TMPDIR
 CONF=$D_DIR/netextd.conf
 echo "nameserver 198.18.2.2" > "$T/resolv.conf"
 
-# daemon_start with a [dns] section of the test's own ($T/dns.conf) in the configuration.
+# daemon_start with a [dns] section: resolv.conf of the test's own, plus $T/dns.conf.
 dns_daemon_start() {
-	mkdir -p "$D_DIR/state" "$D_DIR/run"
-	D_SOCK=$D_DIR/run/netextd.sock
-	D_LOG=$D_DIR/netextd.log
-	{
-		printf 'extension_user = nobody\n[dns]\nresolv_conf = %s\n' "$T/resolv.conf"
-		cat "$T/dns.conf"
-	} > "$CONF"
-	nsenter --net=/run/netns/"$D_NS" "$NETEXTD" --config "$CONF" --state-dir "$D_DIR/state" \
-		--run-dir "$D_DIR/run" --cgroup "$D_CGROUP" -v >>"$D_LOG" 2>&1 &
-	D_PID=$!
-	WAIT_TRIES=200 WAIT_DELAY=0.05 wait_for ctl status || { cat "$D_LOG"; fail "netextd did not start"; }
+	D_CONF_EXTRA=$(printf '[dns]\nresolv_conf = %s\n' "$T/resolv.conf"; cat "$T/dns.conf")
+	daemon_start "$D_NS"
 }
 
 # expect_fail CODE PATTERN ARGS...: netextctl ARGS exits CODE and says PATTERN on stderr.
@@ -48,6 +39,7 @@ exec(sys.argv[2])' "$T/routes.json" "$1" || { cat "$T/routes.json"; fail "route 
 }
 
 D_NS=$(ns_add host) || fail "cannot create a namespace"
+D_DEVELOPER=0
 cat > "$T/dns.conf" <<EOF
 route = cfg.example 198.18.9.9
 exempt = pub.cfg.example
