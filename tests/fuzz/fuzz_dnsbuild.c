@@ -3,9 +3,9 @@
  *
  * For input that dns_parse() accepts: every record copied with dns_builder_copy_rr() gives a
  * message that parses to the same records; dns_answer_rcode() gives a message that parses
- * and answers the input (dns_response_matches); dns_truncate() at several limits gives a
- * message that parses and fits; the text of the question's name converts back to its wire
- * form. For input it refuses: dns_answer_formerr_raw() answers exactly when there is a
+ * and answers the input (dns_response_matches), the same when written over the input;
+ * dns_truncate() at several limits gives a message that parses and fits; the text of the
+ * question's name converts back to its wire form. For input it refuses: dns_answer_formerr_raw() answers exactly when there is a
  * header that is not a response, with 12 bytes that parse. */
 #include "fuzz.h"
 
@@ -86,6 +86,19 @@ static void check_copy(void)
 	}
 }
 
+/* The same answer written over a copy of the query, as a server reusing its buffer does. */
+static void check_answer_in_place(uint8_t rcode, const uint8_t *want, int n)
+{
+	static uint8_t buf[DNS_MSG_MAX];
+	static struct dns_msg q;
+
+	memcpy(buf, msg.p, msg.len);
+	if (dns_parse(buf, msg.len, &q) != 0)
+		die("a copy does not parse");
+	if (dns_answer_rcode(&q, rcode, buf, sizeof(buf)) != n || memcmp(buf, want, (size_t)n) != 0)
+		die("an answer written in place differs");
+}
+
 static void check_answer(uint8_t rcode)
 {
 	int n = dns_answer_rcode(&msg, rcode, out, sizeof(out));
@@ -98,6 +111,7 @@ static void check_answer(uint8_t rcode)
 	/* It answers the input exactly when the input had at most one question. */
 	if (dns_response_matches(&msg, &msg2) != (msg.h.qdcount <= 1))
 		die("dns_answer_rcode output does not match its query");
+	check_answer_in_place(rcode, out, n);
 }
 
 static void check_truncate(size_t limit)
