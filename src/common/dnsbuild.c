@@ -374,7 +374,14 @@ void dns_builder_init(struct dns_builder *b, uint8_t *buf, size_t cap, const str
 {
 	uint8_t hdr[HDR_LEN] = { 0 };
 
-	*b = (struct dns_builder){ .p = buf, .cap = cap < DNS_MSG_MAX ? cap : DNS_MSG_MAX };
+	/* Field by field: ptrs[] needs no clearing (n_ptrs says how many are set). */
+	b->p = buf;
+	b->len = 0;
+	b->cap = cap < DNS_MSG_MAX ? cap : DNS_MSG_MAX;
+	b->err = 0;
+	b->section = DNS_SEC_QUESTION;
+	memset(b->counts, 0, sizeof(b->counts));
+	b->n_ptrs = 0;
 	set16(hdr, h->id);
 	hdr[2] = (uint8_t)((h->qr ? 0x80 : 0) | (h->opcode & 0x0f) << 3 | (h->aa ? 0x04 : 0) |
 			   (h->tc ? 0x02 : 0) | (h->rd ? 0x01 : 0));
