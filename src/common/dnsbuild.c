@@ -149,9 +149,7 @@ int dns_name_from_text(const char *text, uint8_t *out, size_t size)
 		w[label]++;
 		w[n++] = (uint8_t)c;
 	}
-	if (n > label && w[label] == 0)
-		return -EINVAL; /* cannot happen: a label is only opened by a byte that follows */
-	w[n++] = 0;
+	w[n++] = 0; /* the root; a label opened above always got a byte or failed */
 	if (n > size)
 		return -ENOBUFS;
 	memcpy(out, w, n);
