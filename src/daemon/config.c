@@ -8,6 +8,8 @@
 #include <string.h>
 
 #include "daemon.h"
+#include "dnsproxy.h"
+#include "dnsroutes.h"
 #include "log.h"
 #include "util.h"
 
@@ -26,6 +28,15 @@ void daemon_options_defaults(struct daemon_options *o)
 	o->message_timeout_ms = 10000;
 	o->restart_max = 5;
 	o->restart_window_s = 60;
+	snprintf(o->dns_intercept, sizeof(o->dns_intercept), "auto");
+	o->dns_port = DNS_PROXY_PORT_DEFAULT;
+	o->dns_table = DNS_ROUTE_TABLE_DEFAULT;
+	snprintf(o->dns_resolv_conf, sizeof(o->dns_resolv_conf), "/etc/resolv.conf");
+	o->dns_timeout_ms = 1500;
+	o->dns_attempts = 3;
+	o->dns_cache_bytes = 0;
+	o->dns_max_tcp_clients = 256;
+	o->dns_tcp_idle_ms = 10000;
 }
 
 static int parse_uint(const char *v, unsigned min, unsigned max, unsigned *ret)
@@ -90,6 +101,53 @@ static int apply_key(struct daemon_options *o, const char *k, const char *v)
 	return -ENOKEY;
 }
 
+/* "route = SUFFIX SERVER [SERVER…]", "exempt = SUFFIX", "default = SERVER [SERVER…]": checked
+ * here (so a typo has a line number) and kept as "KIND ARGS" for dnsroutes_load_config(). */
+static int dns_route_line(struct daemon_options *o, const char *kind, const char *v)
+{
+	struct dns_route r;
+	int e;
+
+	if (o->n_dns_routes >= DNS_CONFIG_ROUTES_MAX)
+		return -E2BIG;
+	e = dnsroutes_parse_line(kind, v, &r);
+	if (e < 0)
+		return e;
+	if ((size_t)snprintf(o->dns_routes[o->n_dns_routes], sizeof(o->dns_routes[0]), "%s %s", kind, v) >=
+	    sizeof(o->dns_routes[0]))
+		return -E2BIG;
+	o->n_dns_routes++;
+	return 0;
+}
+
+static int apply_dns_key(struct daemon_options *o, const char *k, const char *v)
+{
+	if (!strcmp(k, "intercept")) {
+		if (strcmp(v, "auto") && strcmp(v, "always") && strcmp(v, "never"))
+			return -EINVAL;
+		return set_string(o->dns_intercept, sizeof(o->dns_intercept), v);
+	}
+	if (!strcmp(k, "port"))
+		return parse_uint(v, 1, 65535, &o->dns_port);
+	if (!strcmp(k, "table"))
+		return parse_uint(v, 256, 0x7fffffffu, &o->dns_table);
+	if (!strcmp(k, "resolv_conf"))
+		return set_string(o->dns_resolv_conf, sizeof(o->dns_resolv_conf), v);
+	if (!strcmp(k, "timeout_ms"))
+		return parse_uint(v, 50, 60000, &o->dns_timeout_ms);
+	if (!strcmp(k, "attempts"))
+		return parse_uint(v, 1, 10, &o->dns_attempts);
+	if (!strcmp(k, "cache_bytes"))
+		return parse_uint(v, 0, 1u << 30, &o->dns_cache_bytes);
+	if (!strcmp(k, "max_tcp_clients"))
+		return parse_uint(v, 1, 65536, &o->dns_max_tcp_clients);
+	if (!strcmp(k, "tcp_idle_ms"))
+		return parse_uint(v, 100, 3600000, &o->dns_tcp_idle_ms);
+	if (!strcmp(k, "route") || !strcmp(k, "exempt") || !strcmp(k, "default"))
+		return dns_route_line(o, k, v);
+	return -ENOKEY;
+}
+
 static char *trim(char *s)
 {
 	char *e;
@@ -102,13 +160,21 @@ static char *trim(char *s)
 	return s;
 }
 
-static int load_line(struct daemon_options *o, const char *path, unsigned lineno, char *line)
+static int load_line(struct daemon_options *o, const char *path, unsigned lineno, char *line, bool *in_dns)
 {
 	char *s = trim(line), *eq, *k, *v;
 	int r;
 
-	if (*s == '\0' || *s == '#' || *s == ';' || !strcmp(s, "[netextd]"))
+	if (*s == '\0' || *s == '#' || *s == ';')
 		return 0;
+	if (*s == '[') {
+		if (strcmp(s, "[netextd]") && strcmp(s, "[dns]")) {
+			log_warnx("%s:%u: unknown section %s (known: [netextd], [dns])", path, lineno, s);
+			return -EINVAL;
+		}
+		*in_dns = !strcmp(s, "[dns]");
+		return 0;
+	}
 	eq = strchr(s, '=');
 	if (!eq) {
 		log_warnx("%s:%u: expected key = value", path, lineno);
@@ -117,9 +183,11 @@ static int load_line(struct daemon_options *o, const char *path, unsigned lineno
 	*eq = '\0';
 	k = trim(s);
 	v = trim(eq + 1);
-	r = apply_key(o, k, v);
+	r = *in_dns ? apply_dns_key(o, k, v) : apply_key(o, k, v);
 	if (r == -ENOKEY)
-		log_warnx("%s:%u: unknown key '%s'", path, lineno, k);
+		log_warnx("%s:%u: unknown key '%s'%s", path, lineno, k, *in_dns ? " in [dns]" : "");
+	else if (r == -E2BIG)
+		log_warnx("%s:%u: too many routes or a line too long", path, lineno);
 	else if (r < 0)
 		log_warnx("%s:%u: invalid value '%s' for %s", path, lineno, v, k);
 	return r < 0 ? -EINVAL : 0;
@@ -129,6 +197,7 @@ int daemon_options_load(struct daemon_options *o, const char *path)
 {
 	char line[1024];
 	unsigned lineno = 0;
+	bool in_dns = false;
 	FILE *f;
 	int r = 0;
 
@@ -138,7 +207,7 @@ int daemon_options_load(struct daemon_options *o, const char *path)
 		return ne_negerrno();
 	}
 	while (r == 0 && fgets(line, sizeof(line), f))
-		r = load_line(o, path, ++lineno, line);
+		r = load_line(o, path, ++lineno, line, &in_dns);
 	fclose(f);
 	return r;
 }

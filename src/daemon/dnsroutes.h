@@ -64,6 +64,13 @@ size_t dnsroutes_count_split(const struct dnsroutes *rt);
  * once a second). Source "resolv.conf". */
 int dnsroutes_set_resolv_conf(struct dnsroutes *rt, const char *path);
 
+/* One configuration line: kind "route" (args "SUFFIX SERVER [SERVER…]"), "exempt" ("SUFFIX") or
+ * "default" ("SERVER [SERVER…]"), servers separated by spaces or commas. Fills *ret (source
+ * "config"). -EINVAL with nothing filled for a bad line. */
+int dnsroutes_parse_line(const char *kind, const char *args, struct dns_route *ret);
+/* Adds n lines of the form "KIND ARGS" (daemon_options.dns_routes) with source "config". */
+int dnsroutes_add_lines(struct dnsroutes *rt, const char (*lines)[512], size_t n);
+
 /* "10.0.0.1", "10.0.0.1:5353", "fd00::1", "[fd00::1]:5353", "fe80::1%eth0" → sockaddr (port 53
  * by default). -EINVAL otherwise. */
 int dnsroutes_parse_server(const char *text, struct sockaddr_storage *ret);

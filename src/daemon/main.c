@@ -25,6 +25,7 @@
 #include "daemon.h"
 #include "dnsprov.h"
 #include "dnsproxy.h"
+#include "dnsroutes.h"
 #include "dp_nft.h"
 #include "filter.h"
 #include "log.h"
@@ -272,12 +273,33 @@ static void final_cleanup(struct daemon *d)
 	sysext_fini(d);
 	dnsproxy_fini(d); /* in-flight queries are answered SERVFAIL; listeners, rules, routes go */
 	dnsprov_fini(d);
+	dnsroutes_free(d->dns_routes);
+	d->dns_routes = NULL;
 	filter_fini(d); /* waiting flows are let go before the table (and its queue rules) goes */
 	if (d->cgroup_mount[0] && d->cgroup_base[0])
 		cgroup_remove(d->cgroup_mount, d->cgroup_base);
 	teardown_datapath(d);
 	store_close(d->store);
 	d->store = NULL;
+}
+
+/* Split-DNS routes: the configuration file's now; the control API's are loaded from the store
+ * by the control side; the default route falls back to resolv.conf. */
+static int setup_dns_routes(struct daemon *d)
+{
+	int r = dnsroutes_new(&d->dns_routes);
+
+	if (r < 0)
+		return r;
+	r = dnsroutes_add_lines(d->dns_routes, (const char (*)[512])d->opt.dns_routes, d->opt.n_dns_routes);
+	if (r < 0) {
+		log_warnx("dns: cannot add the configuration's routes: %s", strerror(-r));
+		return r;
+	}
+	if (dnsroutes_set_resolv_conf(d->dns_routes, d->opt.dns_resolv_conf) < 0)
+		log_info("dns: no nameservers in %s yet; the default route follows it when it changes",
+			 d->opt.dns_resolv_conf);
+	return 0;
 }
 
 static int run(struct daemon *d)
@@ -317,7 +339,9 @@ static int run(struct daemon *d)
 		log_warnx("cannot set up the content filter: %s", strerror(-r));
 		goto fail;
 	}
-	r = dnsprov_init(d);
+	r = setup_dns_routes(d);
+	if (r == 0)
+		r = dnsprov_init(d);
 	if (r == 0)
 		r = dnsproxy_init(d);
 	if (r < 0) {
