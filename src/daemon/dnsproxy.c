@@ -183,7 +183,7 @@ struct reply {                   /* a UDP reply waiting for the next sendmmsg */
 
 struct dnsproxy {
 	struct daemon *d;
-	bool on, routes_added, attribute;
+	bool on, routes_added;
 	int udp[2], tcp[2], raw[2];
 	sd_event_source *udp_src[2], *tcp_src[2];
 	struct usock *pool[2][POOL_SOCKS];
@@ -1574,7 +1574,7 @@ static void query_accept(uint8_t proto, struct tclient *tc, const union sa *clie
 		ne_list_append(&tc->queries, &q->tlink);
 		tc->inflight++;
 	}
-	if (provider || P->attribute)
+	if (provider || filter_active(P->d))
 		attribute(q);
 	if (provider)
 		offer_provider(q);
@@ -2255,7 +2255,6 @@ void dnsproxy_reconfigure(struct daemon *d)
 
 	if (!P)
 		return;
-	P->attribute = filter_active(d);
 	want = want_intercept(d);
 	if (want && !P->on)
 		changed = intercept_on() == 0;
@@ -2408,10 +2407,10 @@ void *dnsproxy_status_json(struct daemon *d)
 			  "max_bytes", (json_int_t)d->opt.dns_cache_bytes, "bytes", (json_int_t)P->cache_bytes,
 			  "entries", (json_int_t)P->cache_entries, C(cache_hits), C(cache_misses),
 			  C(cache_evictions), C(cache_stored));
-	j = json_pack("{s:b, s:i, s:i, s:I, s:I, s:i, s:s?, s:o, s:o}", "intercepting", P->on,
+	j = json_pack("{s:b, s:i, s:i, s:I, s:I, s:b, s:s?, s:o, s:o}", "intercepting", P->on,
 		      "port", (int)opt_or(d->opt.dns_port, DNS_PROXY_PORT_DEFAULT), "table", (int)P->table,
 		      "in_flight", (json_int_t)P->inflight, "tcp_clients", (json_int_t)P->n_tclients,
-		      "attribution", P->attribute || dnsprov_enabled(d),
+		      "attribution", filter_active(d) || dnsprov_enabled(d),
 		      "stub_resolver", P->has_stub ? P->stub_desc : NULL, "counters", counters, "cache", cache);
 	return j;
 }

@@ -27,6 +27,7 @@
 
 #include "bundle.h"
 #include "cgroup.h"
+#include "dnsproxy.h"
 #include "filter.h"
 #include "daemon.h"
 #include "log.h"
@@ -1450,6 +1451,7 @@ int ext_config_start(struct daemon *d, const char *config, struct ctl_req *req)
 		goto out;
 	}
 	filter_reconfigure(d);
+	dnsproxy_reconfigure(d);
 	if (e->state == EXT_RUNNING)
 		prov_send_start(e, &c, req);
 	else
@@ -1472,6 +1474,7 @@ int ext_config_stop(struct daemon *d, const char *config, struct ctl_req *req)
 		return 0;
 	}
 	filter_reconfigure(d);
+	dnsproxy_reconfigure(d);
 	p = prov_by_config(d, config);
 	if (!p || p->ext->fd < 0) {
 		ctl_req_reply(req, json_pack("{s:s, s:s}", "configuration", config, "state", "stopped"));
