@@ -192,5 +192,7 @@ grep -q "query\[A\] example.org from 127.0.0.1" "$T/stub.log" || { cat "$T/stub.
 grep -q "query\[A\] example.org" "$T/b.log" || fail "B did not get the stub's query"
 # The split route still applies to queries sent to the stub.
 q 198.18.1.2 @127.0.0.53 host.corp.example A
+# The counters, for the log.
+ctl_json raw dns.status '{}' | python3 -c 'import json,sys; c=json.load(sys.stdin)["engine"]["counters"]; print(" ".join(f"{k}={v}" for k,v in c.items() if v))'
 daemon_stop
 echo "dns: ok"
