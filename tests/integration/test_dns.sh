@@ -162,6 +162,39 @@ if ns_exec "$H" dig +time=1 +tries=1 +short @192.0.2.1 example.org >/dev/null 2>
 	fail "a query to 192.0.2.1 was answered without the proxy"
 fi
 
+# --- 3b. the default route follows resolv.conf while queries are in flight ------------------
+# Four clients query in a loop while resolv.conf switches from B to A: every query is
+# answered, first by B, then by A.
+echo "nameserver 198.18.2.2" > "$T/resolv-dyn.conf"
+D_CONF_EXTRA="[dns]
+route = corp.example 198.18.1.2
+resolv_conf = $T/resolv-dyn.conf"
+daemon_start "$H"
+loop() { # FILE: query until A has answered 5 times (at most 2000 queries)
+	local i a=0 got
+	for ((i = 0; i < 2000 && a < 5; i++)); do
+		got=$(ns_exec "$H" dig +time=3 +tries=1 +short @192.0.2.1 example.org 2>&1)
+		echo "$got" >> "$1"
+		[ "$got" = 198.18.1.3 ] && a=$((a + 1))
+	done
+}
+pids=()
+for k in 1 2 3 4; do
+	loop "$T/loop$k" &
+	pids+=($!)
+done
+wait_for sh -c "[ \$(cat $T/loop1 $T/loop2 $T/loop3 $T/loop4 2>/dev/null | wc -l) -ge 40 ]" || fail "the query loops did not run"
+echo "nameserver 198.18.1.2" > "$T/resolv-dyn.new" && mv "$T/resolv-dyn.new" "$T/resolv-dyn.conf"
+for p in "${pids[@]}"; do wait "$p"; done
+sort "$T"/loop? | uniq -c
+bad=$(grep -v -x -e 198.18.2.3 -e 198.18.1.3 "$T"/loop? | head -3)
+[ -z "$bad" ] || fail "queries failed while the default route changed: $bad"
+for k in 1 2 3 4; do
+	[ "$(tail -1 "$T/loop$k")" = 198.18.1.3 ] || fail "loop $k never got A's answer"
+	head -1 "$T/loop$k" | grep -x 198.18.2.3 >/dev/null || fail "loop $k did not start with B's answer"
+done
+daemon_stop
+
 # --- 4. a local stub resolver (dnsmasq on 127.0.0.53, in a cgroup of its own) -------------
 CG_MNT=$(awk '$9 == "cgroup2" { print $5; exit }' /proc/self/mountinfo)
 [ -n "$CG_MNT" ] || skip "no cgroup2 mount"
