@@ -826,8 +826,12 @@ static void dq_servfail(struct dq *q)
 	dq_rcode(q, DNS_RCODE_SERVFAIL);
 }
 
+/* Only while a filter is enabled: nothing else reads the name cache, and the filter's own
+ * snooping is off too then. */
 static void learn(struct dq *q, const struct dns_msg *am)
 {
+	if (!filter_active(P->d))
+		return;
 	if (q->has_proc) {
 		PROC.pid = q->pid;
 		PROC.start_time = q->start_time;
