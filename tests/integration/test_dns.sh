@@ -33,6 +33,7 @@ ip -n "$H" route add default via 198.18.2.2 || fail "default route"
 ip -n "$H" -6 route add default via fd00:198:18:2::2 || fail "default route v6"
 
 # --- A: corp.example's server; B: everything else. Each answers with its own addresses. ----
+BIG=$(printf 'x%.0s' $(seq 250))
 dnsmasq_in() { # NS NAME V4 V6 [extra…]
 	local ns=$1 name=$2 v4=$3 v6=$4
 	shift 4
@@ -42,7 +43,9 @@ dnsmasq_in() { # NS NAME V4 V6 [extra…]
 }
 dnsmasq_in "$A" a 198.18.1.2 fd00:198:18:1::2 \
 	--address=/corp.example/198.18.1.2 --address=/corp.example/fd00:198:18:1::2 \
-	--address=/example.org/198.18.1.3
+	--address=/example.org/198.18.1.3 --local-ttl=300 \
+	--txt-record=big.corp.example,"1$BIG" --txt-record=big.corp.example,"2$BIG" \
+	--txt-record=big.corp.example,"3$BIG"
 dnsmasq_in "$B" b 198.18.2.2 fd00:198:18:2::2 \
 	--address=/corp.example/198.18.2.2 --address=/corp.example/fd00:198:18:2::2 \
 	--address=/example.org/198.18.2.3 --address=/example.org/fd00:198:18:2::3
@@ -109,6 +112,15 @@ print(sorted({a[4][0] for a in socket.getaddrinfo("host.corp.example", 80, socke
 fwd=$(counter forwarded)
 [ "$fwd" -ge 40 ] || { dns_status; fail "only $fwd queries forwarded"; }
 [ "$(counter servfail)" = 0 ] || { dns_status; fail "SERVFAIL answers"; }
+
+# Truncation: an answer too big for the client's 512 bytes comes over TCP from A (TC
+# fallback), reaches the client truncated (TC set) over UDP, and whole over TCP.
+before=$(counter tcp_fallbacks)
+out=$(ns_exec "$H" dig +noedns +ignore +time=3 +tries=1 @192.0.2.1 big.corp.example TXT)
+echo "$out" | grep -E "flags: qr (aa )?tc" >/dev/null || { echo "$out"; fail "no TC to a 512-byte client"; }
+[ "$(counter tcp_fallbacks)" = $((before + 1)) ] || fail "tcp_fallbacks did not move"
+[ "$(ns_exec "$H" dig +tcp +short @192.0.2.1 big.corp.example TXT | wc -l)" = 3 ] || fail "big answer over TCP"
+[ "$(ns_exec "$H" dig +short @192.0.2.1 big.corp.example TXT | wc -l)" = 3 ] || fail "big answer after dig's own TCP retry"
 
 # --- 2. learning: a content filter's flow carries the name the process resolved -----------
 ctl dev register com.example.testfilter "$NETEXT_TESTFILTER" >/dev/null || fail "register"
@@ -212,7 +224,8 @@ wait_for ns_exec "$H" sh -c "ss -Hlun 'sport = :53' | grep 127.0.0.53" >/dev/nul
 echo "nameserver 127.0.0.53" > "$T/resolv-stub.conf"
 D_CONF_EXTRA="[dns]
 route = corp.example 198.18.1.2
-resolv_conf = $T/resolv-stub.conf"
+resolv_conf = $T/resolv-stub.conf
+cache_bytes = 65536"
 daemon_start "$H"
 wait_for sh -c "NETEXT_SOCKET=$D_SOCK $NETEXTCTL --json raw dns.status '{}' | grep -q '\"stub_resolver\": \".*cgroup /$CG'" \
 	|| { dns_status; tail -20 "$D_LOG"; fail "the stub resolver was not found and exempted"; }
@@ -225,6 +238,18 @@ grep -q "query\[A\] example.org from 127.0.0.1" "$T/stub.log" || { cat "$T/stub.
 grep -q "query\[A\] example.org" "$T/b.log" || fail "B did not get the stub's query"
 # The split route still applies to queries sent to the stub.
 q 198.18.1.2 @127.0.0.53 host.corp.example A
+
+# --- 5. the cache (cache_bytes in this configuration) --------------------------------------
+cache_counter() { dns_status | python3 -c 'import json,sys; print(json.load(sys.stdin)["engine"]["cache"][sys.argv[1]])' "$1"; }
+hits=$(cache_counter cache_hits)
+ttl1=$(ns_exec "$H" dig +noall +answer @192.0.2.1 cached.corp.example A | awk '{print $2}')
+sleep 1.2
+ttl2=$(ns_exec "$H" dig +noall +answer @192.0.2.1 CACHED.corp.example A | awk '{print $2}')
+out=$(ns_exec "$H" dig +noall +answer @192.0.2.1 CACHED.corp.example A)
+[ "$(cache_counter cache_hits)" = $((hits + 2)) ] || fail "cache_hits did not move by two"
+[ "$(grep -c "query\[A\] cached.corp.example" "$T/a.log")" = 1 ] || fail "A was asked more than once"
+[ "$ttl1" = 300 ] && [ "$ttl2" -lt 300 ] || fail "cached TTLs: $ttl1 then $ttl2"
+echo "$out" | grep "^CACHED.corp.example" >/dev/null || fail "the cached answer lost the asker's spelling: $out"
 # The counters, for the log.
 ctl_json raw dns.status '{}' | python3 -c 'import json,sys; c=json.load(sys.stdin)["engine"]["counters"]; print(" ".join(f"{k}={v}" for k,v in c.items() if v))'
 daemon_stop
