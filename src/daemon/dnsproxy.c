@@ -1504,11 +1504,12 @@ static void dq_route(struct dq *q, const struct dns_route *r)
 	dq_send(q);
 }
 
-static void dq_route_by_name(struct dq *q)
+/* parsed: QM already holds q's query (the hot path parsed it a moment ago). */
+static void dq_route_by_name(struct dq *q, bool parsed)
 {
 	char name[DNS_NAME_TEXT_MAX];
 
-	if (parse_query(q) < 0 || dns_name_text(&QM, QM.rr[0].name_off, name, sizeof(name)) < 0) {
+	if ((!parsed && parse_query(q) < 0) || dns_name_text(&QM, QM.rr[0].name_off, name, sizeof(name)) < 0) {
 		dq_servfail(q);
 		return;
 	}
@@ -1540,7 +1541,7 @@ static void offer_provider(struct dq *q)
 		dq_servfail(q);
 		return;
 	}
-	dq_route_by_name(q);
+	dq_route_by_name(q, false);
 }
 
 /* A parsed, well-formed query (QM): cache, slot, attribution, provider or routes. */
@@ -1583,7 +1584,7 @@ static void query_accept(uint8_t proto, struct tclient *tc, const union sa *clie
 	if (provider)
 		offer_provider(q);
 	else
-		dq_route_by_name(q);
+		dq_route_by_name(q, true);
 }
 
 /* Every message from a client goes through here, in the order DNS practice checks it. */
@@ -1877,7 +1878,7 @@ static int provider_forward(struct dq *q, const char *target, const uint8_t *byt
 		/* The client's id stays the one answers carry back. */
 	}
 	if (!target || !target[0]) {
-		dq_route_by_name(q);
+		dq_route_by_name(q, false);
 		return 0;
 	}
 	r = dnsroutes_get(P->d->dns_routes, target);
@@ -2007,6 +2008,15 @@ static int stub_match_for(const union sa *srv, struct dp_match *ret, char *desc,
 	return -EPERM;
 }
 
+static bool match_same(const struct dp_match *a, const struct dp_match *b)
+{
+	if (a->kind != b->kind)
+		return false;
+	if (a->kind == DP_MATCH_SKUID)
+		return a->uid == b->uid;
+	return a->cgroup.level == b->cgroup.level && a->cgroup.id == b->cgroup.id;
+}
+
 /* Whether the exemption changed. */
 static bool stub_refresh(void)
 {
@@ -2028,7 +2038,7 @@ static bool stub_refresh(void)
 			log_warnx("dns: local resolver: %s: its own upstream queries will be proxied a second time",
 				  desc);
 	}
-	changed = has != P->has_stub || (has && memcmp(&m, &P->stub, sizeof(m)));
+	changed = has != P->has_stub || (has && !match_same(&m, &P->stub));
 	if (changed && has)
 		log_info("dns: local stub resolver %s: its upstream queries are not intercepted", desc);
 	P->has_stub = has;
@@ -2194,14 +2204,23 @@ static int listeners_open(void)
 	for (int f = 0; f < 2 && r == 0; f++) {
 		if (P->raw[f] < 0) {
 			r = raw_open(fams[f]);
-			if (r < 0)
-				break;
-			P->raw[f] = r;
-			r = 0;
+			if (r >= 0) {
+				P->raw[f] = r;
+				r = 0;
+			}
 		}
-		r = listener_add(f, SOCK_DGRAM, port);
+		if (r == 0)
+			r = listener_add(f, SOCK_DGRAM, port);
 		if (r == 0)
 			r = listener_add(f, SOCK_STREAM, port);
+		if (r < 0 && f == 1) {
+			/* A host without IPv6 (or without ::1) still gets IPv4 interception. */
+			log_warnx("dns: no IPv6 listeners (%s): IPv6 DNS is not intercepted", strerror(-r));
+			sd_event_source_disable_unref(P->udp_src[1]);
+			P->udp_src[1] = NULL;
+			ne_closep(&P->udp[1]);
+			r = 0;
+		}
 	}
 	if (r < 0)
 		listeners_close();
