@@ -350,29 +350,24 @@ static int rules_load(const char *path, struct sd_rules *ret, char *err, size_t 
 static struct sd_decision sd_decide(struct sd_rules *rs, const char *qname, const char *exe)
 {
 	struct sd_decision d = { SD_VIA_SYSTEM, NULL, NULL };
+	struct sd_rule *r = NULL;
 	size_t i, best = 0;
-	struct sd_rule *r;
 
-	for (i = 0; exe && i < rs->n; i++)
-		if (rs->v[i].kind == SD_APP && !strcmp(rs->v[i].match, exe)) {
-			d.rule = &rs->v[i];
-			d.via = SD_VIA_APP;
-			break;
+	for (i = 0; exe && !r && i < rs->n; i++)
+		if (rs->v[i].kind == SD_APP && !strcmp(rs->v[i].match, exe))
+			r = &rs->v[i];
+	/* Suffixes of one name: the longer text is the deeper domain. */
+	for (i = 0; (!r || r->kind != SD_APP) && i < rs->n; i++)
+		if (rs->v[i].kind != SD_APP && strlen(rs->v[i].match) > best &&
+		    ne_dns_name_in_domain(qname, rs->v[i].match)) {
+			best = strlen(rs->v[i].match);
+			r = &rs->v[i];
 		}
-	for (i = 0; !d.rule && i < rs->n; i++) {
-		r = &rs->v[i];
-		if (r->kind != SD_APP && ne_dns_name_in_domain(qname, r->match) &&
-		    strlen(r->match) >= best) {
-			best = strlen(r->match);
-			d.rule = r;
-		}
-	}
-	if (!d.rule)
+	if (!r)
 		return d;
-	r = d.rule;
+	d.rule = r;
+	d.via = r->kind == SD_APP ? SD_VIA_APP : r->kind == SD_ROUTE ? SD_VIA_ROUTE : SD_VIA_EXEMPT;
 	r->hits++;
-	if (r->kind != SD_APP)
-		d.via = r->kind == SD_ROUTE ? SD_VIA_ROUTE : SD_VIA_EXEMPT;
 	if (r->n_servers) {
 		d.server = r->servers[r->next % r->n_servers];
 		r->next = (r->next + 1) % r->n_servers;
