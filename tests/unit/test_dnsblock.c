@@ -311,10 +311,212 @@ static void test_cname_cloaking(void **state)
 	(void)state;
 }
 
-#ifdef HAVE_HARNESS_DNS
 /* --- the provider through the harness ------------------------------------------------------ */
-/* (filled in when the harness drives dns-proxy providers) */
-#endif
+
+struct fixture {
+	ne_extension *ext;
+	ne_harness *h;
+	char list[128];
+};
+
+static const char harness_list[] = "0.0.0.0 ads.test\ntracker.test\nbad line here\n";
+
+static int fixture_up(struct fixture *fx, const char *const *extra)
+{
+	const char *opts[16];
+	size_t n = 0;
+	int err = 1;
+
+	/* The extra options first: they may name another list. */
+	write_file("h.list", harness_list, fx->list, sizeof(fx->list));
+	for (; extra && *extra && n < 12; extra++)
+		opts[n++] = *extra;
+	opts[n++] = "list";
+	opts[n++] = fx->list;
+	opts[n] = NULL;
+	assert_int_equal(ne_extension_new(&fx->ext), 0);
+	assert_int_equal(ne_extension_register_dns_proxy(fx->ext, &dnsblock_ops, &dnsblock_dns_ops, NULL), 0);
+	assert_int_equal(ne_harness_new(fx->ext, &fx->h), 0);
+	assert_int_equal(ne_harness_start(fx->h, "db", NE_PROVIDER_DNS_PROXY, opts, &err), 0);
+	return err;
+}
+
+static void fixture_down(struct fixture *fx)
+{
+	ne_harness_free(fx->h);
+	ne_extension_free(fx->ext);
+}
+
+/* Shows the query to the provider: its verdict in *v, the query's id in *ret_id. */
+static void show(struct fixture *fx, const ne_dns_message *q, uint64_t *ret_id, ne_dns_verdict *v)
+{
+	struct ne_harness_flow f = { .size = sizeof(f), .executable = "/usr/bin/dig", .pid = 7 };
+	const uint8_t *bytes;
+	size_t len;
+
+	bytes = ne_dns_message_bytes(q, &len);
+	assert_int_equal(ne_harness_dns_query(fx->h, "db", &f, bytes, len, ret_id, v), 0);
+}
+
+/* The answer of an ANSWER verdict (or a REWRITE), parsed. */
+static ne_dns_message *parse_answer(const void *bytes, size_t len)
+{
+	ne_dns_message *a;
+
+	assert_non_null(bytes);
+	assert_int_equal(ne_dns_message_parse(bytes, len, &a), 0);
+	return a;
+}
+
+static void reply(struct fixture *fx, const char *msg, char *buf, size_t cap)
+{
+	size_t len = 0;
+	int err = 1;
+
+	assert_int_equal(ne_harness_message(fx->h, "db", msg, strlen(msg), &err, buf, cap - 1, &len), 0);
+	assert_int_equal(err, 0);
+	buf[len] = '\0';
+}
+
+static void test_provider_nxdomain(void **state)
+{
+	ne_dns_message *q1 = query("sub.ads.test", NE_DNS_TYPE_A), *q2 = query("example.org", NE_DNS_TYPE_A);
+	ne_dns_message *a, *r;
+	ne_dns_response_verdict rv;
+	struct fixture fx;
+	ne_dns_verdict v;
+	bool raw = true, responses = false;
+	const uint8_t *rb;
+	uint64_t id;
+	size_t rlen;
+	char buf[512];
+
+	assert_int_equal(fixture_up(&fx, NULL), 0);
+	assert_int_equal(ne_harness_dns_settings(fx.h, "db", &raw, &responses), 0);
+	assert_false(raw);
+	assert_true(responses);
+	show(&fx, q1, &id, &v);
+	assert_int_equal(v.kind, NE_DNS_VERDICT_ANSWER);
+	a = parse_answer(v.bytes, v.len);
+	assert_int_equal(ne_dns_message_rcode(a), NE_DNS_RCODE_NXDOMAIN);
+	assert_string_equal(ne_dns_message_qname(a), "sub.ads.test");
+	ne_dns_message_free(a);
+	show(&fx, q2, &id, &v);
+	assert_int_equal(v.kind, NE_DNS_VERDICT_FORWARD);
+	assert_true(!v.target || !v.target[0]);
+	/* Its upstream answer: a CNAME to a listed name is replaced by the block answer. */
+	r = cname_response(q2, "eu.tracker.test");
+	rb = ne_dns_message_bytes(r, &rlen);
+	assert_int_equal(ne_harness_dns_response(fx.h, "db", id, rb, rlen, &rv), 0);
+	assert_int_equal(rv.kind, NE_DNS_RESPONSE_REWRITE);
+	a = parse_answer(rv.bytes, rv.len);
+	assert_int_equal(ne_dns_message_rcode(a), NE_DNS_RCODE_NXDOMAIN);
+	assert_string_equal(ne_dns_message_qname(a), "example.org");
+	ne_dns_message_free(a);
+	ne_dns_message_free(r);
+	/* Any other answer passes. */
+	show(&fx, q2, &id, &v);
+	r = cname_response(q2, "cdn.example.net");
+	rb = ne_dns_message_bytes(r, &rlen);
+	assert_int_equal(ne_harness_dns_response(fx.h, "db", id, rb, rlen, &rv), 0);
+	assert_int_equal(rv.kind, NE_DNS_RESPONSE_PASS);
+	ne_dns_message_free(r);
+
+	reply(&fx, "check a.b.tracker.test", buf, sizeof(buf));
+	assert_string_equal(buf, "blocked by tracker.test");
+	reply(&fx, "check example.org", buf, sizeof(buf));
+	assert_string_equal(buf, "not listed");
+	reply(&fx, "stats", buf, sizeof(buf));
+	assert_non_null(strstr(buf, "{\"listed\":2,\"blocked\":1,\"cname_blocked\":1,\"passed\":2,"));
+	assert_non_null(strstr(buf, "\"lines\":3,\"invalid\":1,\"duplicates\":0,"));
+	assert_non_null(strstr(buf, "\"mode\":\"nxdomain\"}"));
+	/* Reload: the new list replaces the old one; one that cannot be read keeps it. */
+	write_file("h.list", "example.org\n", buf, sizeof(buf));
+	reply(&fx, "reload", buf, sizeof(buf));
+	assert_true(strncmp(buf, "ok: 1 names, 0 invalid lines, ", 30) == 0);
+	show(&fx, q2, &id, &v);
+	assert_int_equal(v.kind, NE_DNS_VERDICT_ANSWER);
+	show(&fx, q1, &id, &v);
+	assert_int_equal(v.kind, NE_DNS_VERDICT_FORWARD);
+	unlink(fx.list);
+	reply(&fx, "reload", buf, sizeof(buf));
+	assert_non_null(strstr(buf, "error: "));
+	assert_non_null(strstr(buf, "No such file or directory"));
+	show(&fx, q2, &id, &v);
+	assert_int_equal(v.kind, NE_DNS_VERDICT_ANSWER);
+	assert_int_equal(ne_harness_stop(fx.h, "db", NE_STOP_REASON_USER_INITIATED), 0);
+	fixture_down(&fx);
+	ne_dns_message_free(q1);
+	ne_dns_message_free(q2);
+	(void)state;
+}
+
+static void test_provider_sinkhole(void **state)
+{
+	const char *const opts[] = { "mode", "sinkhole", "sinkhole4", "198.18.0.7", "ttl", "9",
+				     "cname", "off", NULL };
+	ne_dns_message *q4 = query("ads.test", NE_DNS_TYPE_A), *q6 = query("x.ads.test", NE_DNS_TYPE_AAAA);
+	ne_dns_message *a, *r;
+	ne_dns_response_verdict rv;
+	struct ne_dns_record rec;
+	struct fixture fx;
+	ne_dns_verdict v;
+	const uint8_t *rb;
+	uint64_t id;
+	size_t rlen;
+
+	assert_int_equal(fixture_up(&fx, opts), 0);
+	show(&fx, q4, &id, &v);
+	assert_int_equal(v.kind, NE_DNS_VERDICT_ANSWER);
+	a = parse_answer(v.bytes, v.len);
+	assert_int_equal(ne_dns_message_rcode(a), NE_DNS_RCODE_NOERROR);
+	assert_int_equal(ne_dns_message_record(a, NE_DNS_ANSWER, 0, &rec), 0);
+	assert_int_equal(rec.family, AF_INET);
+	assert_int_equal(rec.ttl, 9);
+	assert_memory_equal(rec.addr, ((uint8_t[]){ 198, 18, 0, 7 }), 4);
+	ne_dns_message_free(a);
+	show(&fx, q6, &id, &v);
+	a = parse_answer(v.bytes, v.len);
+	assert_int_equal(ne_dns_message_record(a, NE_DNS_ANSWER, 0, &rec), 0);
+	assert_int_equal(rec.family, AF_INET6);
+	assert_memory_equal(rec.addr, ((uint8_t[16]){ 0 }), 16);
+	ne_dns_message_free(a);
+	/* cname=off: answers pass. */
+	ne_dns_message_free(q4);
+	q4 = query("shop.example", NE_DNS_TYPE_A);
+	show(&fx, q4, &id, &v);
+	assert_int_equal(v.kind, NE_DNS_VERDICT_FORWARD);
+	r = cname_response(q4, "tracker.test");
+	rb = ne_dns_message_bytes(r, &rlen);
+	assert_int_equal(ne_harness_dns_response(fx.h, "db", id, rb, rlen, &rv), 0);
+	assert_int_equal(rv.kind, NE_DNS_RESPONSE_PASS);
+	ne_dns_message_free(r);
+	assert_int_equal(ne_harness_stop(fx.h, "db", NE_STOP_REASON_USER_INITIATED), 0);
+	fixture_down(&fx);
+	ne_dns_message_free(q4);
+	ne_dns_message_free(q6);
+	(void)state;
+}
+
+static void test_provider_bad_options(void **state)
+{
+	const char *const bad[][3] = {
+		{ "mode", "block", NULL }, { "sinkhole4", "::1", NULL }, { "sinkhole6", "1.2.3.4", NULL },
+		{ "ttl", "86401", NULL }, { "ttl", "-1", NULL }, { "cname", "yes", NULL },
+		{ "list", "/nonexistent/block.list", NULL },
+	};
+	struct fixture fx;
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		int err = fixture_up(&fx, bad[i]);
+
+		if (err == 0)
+			fail_msg("started with %s=%s", bad[i][0], bad[i][1]);
+		fixture_down(&fx);
+	}
+	(void)state;
+}
 
 static int setup(void **state)
 {
@@ -344,6 +546,9 @@ int main(void)
 		cmocka_unit_test(test_answer_nxdomain),
 		cmocka_unit_test(test_answer_sinkhole),
 		cmocka_unit_test(test_cname_cloaking),
+		cmocka_unit_test(test_provider_nxdomain),
+		cmocka_unit_test(test_provider_sinkhole),
+		cmocka_unit_test(test_provider_bad_options),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
