@@ -142,15 +142,19 @@ int dns_builder_finish(struct dns_builder *b);
  * question) and no records: same id and opcode, QR set, RD copied, RA set, the question copied
  * when q has one, an OPT record when q had one (udp_size 1232). Returns the length written
  * into out, or a negative errno. */
+/* out may be q's own buffer (q is read whole before out is written); q is stale afterwards. */
 int dns_answer_rcode(const struct dns_msg *q, uint8_t rcode, uint8_t *out, size_t cap);
 /* FORMERR for bytes that do not parse but have at least a 12-byte header: id and opcode
  * copied, no question. -EBADMSG when len < 12 (such input gets no answer: drop it). */
 /* Also -EBADMSG when the bytes have QR set: a response is never answered (no FORMERR ping-pong
  * between two servers). */
+/* out may be p. */
 int dns_answer_formerr_raw(const uint8_t *p, size_t len, uint8_t *out, size_t cap);
 /* resp cut to fit limit bytes for UDP: if it fits it is copied as is; otherwise the header
  * with TC set, the question and the OPT record, nothing else (RFC 2181 §9, RFC 6891 §7).
  * Returns the length written into out (cap ≥ limit). */
+/* out may be resp's own buffer only when resp fits (then nothing moves); when it must be cut,
+ * out must not overlap resp's bytes (-EINVAL). */
 /* A limit above cap counts as cap. When even the question and OPT exceed limit, the OPT is
  * left out, then the question (a bare header with TC); -EMSGSIZE when limit < 12. */
 int dns_truncate(const struct dns_msg *resp, size_t limit, uint8_t *out, size_t cap);

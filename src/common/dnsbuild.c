@@ -149,9 +149,7 @@ int dns_name_from_text(const char *text, uint8_t *out, size_t size)
 		w[label]++;
 		w[n++] = (uint8_t)c;
 	}
-	if (n > label && w[label] == 0)
-		return -EINVAL; /* cannot happen: a label is only opened by a byte that follows */
-	w[n++] = 0;
+	w[n++] = 0; /* the root; a label opened above always got a byte or failed */
 	if (n > size)
 		return -ENOBUFS;
 	memcpy(out, w, n);
@@ -374,7 +372,14 @@ void dns_builder_init(struct dns_builder *b, uint8_t *buf, size_t cap, const str
 {
 	uint8_t hdr[HDR_LEN] = { 0 };
 
-	*b = (struct dns_builder){ .p = buf, .cap = cap < DNS_MSG_MAX ? cap : DNS_MSG_MAX };
+	/* Field by field: ptrs[] needs no clearing (n_ptrs says how many are set). */
+	b->p = buf;
+	b->len = 0;
+	b->cap = cap < DNS_MSG_MAX ? cap : DNS_MSG_MAX;
+	b->err = 0;
+	b->section = DNS_SEC_QUESTION;
+	memset(b->counts, 0, sizeof(b->counts));
+	b->n_ptrs = 0;
 	set16(hdr, h->id);
 	hdr[2] = (uint8_t)((h->qr ? 0x80 : 0) | (h->opcode & 0x0f) << 3 | (h->aa ? 0x04 : 0) |
 			   (h->tc ? 0x02 : 0) | (h->rd ? 0x01 : 0));
@@ -531,13 +536,24 @@ int dns_answer_rcode(const struct dns_msg *q, uint8_t rcode, uint8_t *out, size_
 		.rcode = rcode,
 	};
 	const struct dns_rr *opt = find_opt(q);
+	const struct dns_rr *question = q->h.qdcount && q->n_rr ? &q->rr[0] : NULL;
+	uint8_t name[DNS_NAME_MAX];
 	struct dns_builder b;
+	size_t end;
 
 	if (rcode > 0x0f)
 		return -EINVAL;
+	/* Everything is read from q before out is written: out may be q's own buffer. */
+	if (question && name_read(q->p, q->len, question->name_off, q->len, name, &end) < 0)
+		return -EINVAL;
 	dns_builder_init(&b, out, cap, &h);
-	if (q->h.qdcount && q->n_rr)
-		dns_builder_copy_rr(&b, DNS_SEC_QUESTION, q, &q->rr[0]);
+	if (question) {
+		enter(&b, DNS_SEC_QUESTION);
+		put_name(&b, name, true);
+		put16(&b, question->type);
+		put16(&b, question->class);
+		count(&b);
+	}
 	if (opt) /* RFC 3225 §3: DO is copied from the query */
 		dns_builder_opt(&b, OPT_UDP_ANSWER, 0, opt->ttl & EDNS_DO);
 	return dns_builder_finish(&b);
@@ -545,15 +561,17 @@ int dns_answer_rcode(const struct dns_msg *q, uint8_t rcode, uint8_t *out, size_
 
 int dns_answer_formerr_raw(const uint8_t *p, size_t len, uint8_t *out, size_t cap)
 {
+	uint8_t hdr[HDR_LEN] = { 0 };
+
 	if (len < HDR_LEN || (p[2] & 0x80))
 		return -EBADMSG;
 	if (cap < HDR_LEN)
 		return -EMSGSIZE;
-	memset(out, 0, HDR_LEN);
-	out[0] = p[0];
-	out[1] = p[1];
-	out[2] = (uint8_t)(0x80 | (p[2] & 0x78));
-	out[3] = (uint8_t)(0x80 | DNS_RCODE_FORMERR);
+	hdr[0] = p[0];
+	hdr[1] = p[1];
+	hdr[2] = (uint8_t)(0x80 | (p[2] & 0x78));
+	hdr[3] = (uint8_t)(0x80 | DNS_RCODE_FORMERR);
+	memcpy(out, hdr, HDR_LEN); /* out may be p */
 	return HDR_LEN;
 }
 
@@ -581,9 +599,12 @@ int dns_truncate(const struct dns_msg *resp, size_t limit, uint8_t *out, size_t 
 	if (limit > cap)
 		limit = cap;
 	if (resp->len <= limit) {
-		memcpy(out, resp->p, resp->len);
+		memmove(out, resp->p, resp->len);
 		return (int)resp->len;
 	}
+	/* Rebuilt from resp's bytes: out must not overlap them. */
+	if (out < resp->p + resp->len && resp->p < out + limit)
+		return -EINVAL;
 	/* Without the OPT (its options can be long) when it alone is too much, then without
 	 * the questions: a header with TC still tells the client to retry over TCP. */
 	r = truncated(resp, true, out, limit);

@@ -16,6 +16,8 @@
  *   match=DOMAIN                 apply mode only to names in DOMAIN; the others pass
  *   responses=pass|drop|rewrite:ADDR   what the provider does with upstream answers (rewrite:
  *                                every A record's address becomes ADDR)
+ *   start_delay_ms=N             complete the start N ms late (a test of the window in which
+ *                                the provider is not running, not a pattern)
  *   log_queries=1                log "query NAME TYPE from EXE pid PID" for each query, and
  *                                "response NAME rcode N answers N" for each upstream answer
  * App message "stats" answers "queries=N responses=N". */
@@ -85,6 +87,8 @@ static void start(ne_provider *p, const ne_options *o, void *ud)
 		ne_provider_start_done(p, -EINVAL, "answer_addr or responses=rewrite:ADDR is not an IPv4 address");
 		return;
 	}
+	if ((v = ne_options_get(o, "start_delay_ms")))
+		usleep((useconds_t)atoi(v) * 1000);
 	v = ne_options_get(o, "answer_addr6");
 	T.has_addr6 = v && inet_pton(AF_INET6, v, &T.addr6) == 1;
 	ne_provider_start_done(p, 0, NULL);

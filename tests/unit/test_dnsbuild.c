@@ -514,6 +514,45 @@ static void test_answer_rcode(void **state)
 	(void)state;
 }
 
+/* Answers written over the query they answer, as a server reusing its receive buffer does. */
+static void test_answer_in_place(void **state)
+{
+	static uint8_t buf[512];
+	int n;
+
+	build_query(true);
+	memcpy(buf, b.p, b.n);
+	assert_int_equal(dns_parse(buf, b.n, &msg), 0);
+	n = dns_answer_rcode(&msg, DNS_RCODE_REFUSED, buf, sizeof(buf));
+	assert_int_equal(n, 12 + 21 + 11);
+	assert_int_equal(dns_parse(buf, (size_t)n, &msg2), 0);
+	assert_memory_equal(buf + 12, "\3WwW\7ExAmPle\3CoM", 17);
+	assert_int_equal(msg2.h.rcode, DNS_RCODE_REFUSED);
+
+	/* A question whose name is a pointer into the header (offset 4 holds 0: the root). */
+	tb_header(&b, 0x0101, 0, 1, 0, 0, 0);
+	tb_ptr(&b, 4);
+	tb_u16(&b, DNS_TYPE_NS);
+	tb_u16(&b, 1);
+	memcpy(buf, b.p, b.n);
+	assert_int_equal(dns_parse(buf, b.n, &msg), 0);
+	n = dns_answer_rcode(&msg, DNS_RCODE_NOERROR, buf, sizeof(buf));
+	assert_int_equal(n, 12 + 1 + 4);
+	assert_int_equal(dns_parse(buf, (size_t)n, &msg2), 0);
+	assert_text(&msg2, msg2.rr[0].name_off, "");
+	assert_int_equal(msg2.rr[0].type, DNS_TYPE_NS);
+
+	/* FORMERR over its input. */
+	memset(buf, 0xee, 40);
+	buf[2] = 0x08; /* opcode 1 */
+	assert_int_equal(dns_answer_formerr_raw(buf, 40, buf, sizeof(buf)), 12);
+	assert_int_equal(dns_parse(buf, 12, &msg), 0);
+	assert_int_equal(msg.h.id, 0xeeee);
+	assert_int_equal(msg.h.opcode, 1);
+	assert_int_equal(msg.h.rcode, DNS_RCODE_FORMERR);
+	(void)state;
+}
+
 static void test_formerr_raw(void **state)
 {
 	static const uint8_t junk[20] = { 0x12, 0x34, 0x29 /* opcode 5, RD */, 0xff, 0xff, 0xff };
@@ -606,6 +645,14 @@ static void test_truncate(void **state)
 	/* A limit above cap is cap. */
 	n = dns_truncate(&msg, 4096, out, 100);
 	assert_int_equal(n, 12 + 21 + 11 + 12);
+	/* In place: fine when it fits, refused when it would have to be rebuilt over itself. */
+	memcpy(out, b.p, b.n);
+	assert_int_equal(dns_parse(out, b.n, &msg), 0);
+	assert_int_equal(dns_truncate(&msg, 4096, out, sizeof(out)), (int)b.n);
+	assert_memory_equal(out, b.p, b.n);
+	assert_int_equal(dns_truncate(&msg, 512, out, sizeof(out)), -EINVAL);
+	assert_int_equal(dns_truncate(&msg, 512, out + 100, 512), -EINVAL);
+	assert_int_equal(dns_truncate(&msg, 512, out + b.n, 512), 12 + 21 + 11 + 12);
 	(void)state;
 }
 
@@ -794,6 +841,7 @@ int main(void)
 		cmocka_unit_test(test_copy_rr),
 		cmocka_unit_test(test_copy_every_cap),
 		cmocka_unit_test(test_answer_rcode),
+		cmocka_unit_test(test_answer_in_place),
 		cmocka_unit_test(test_formerr_raw),
 		cmocka_unit_test(test_truncate),
 		cmocka_unit_test(test_response_matches),
