@@ -115,7 +115,7 @@ wait_for grep -q "host.corp.example A from $DIG\[[0-9]*\]: route corp.example (l
 	|| { grep splitdns "$D_LOG" | tail; fail "no decision log line"; }
 
 # Reload: a bad file keeps the running rules; a good one replaces them.
-echo "route corp.example 198.18.1.300" >> "$T/splitdns.conf"
+echo "route bad.example 198.18.1.300" >> "$T/splitdns.conf"
 ctl message splitdns reload | grep -q "^error: $T/splitdns.conf:5: '198.18.1.300' is not a server" \
 	|| fail "bad reload not refused"
 expect 198.18.9.2 host.corp.example
