@@ -310,7 +310,8 @@ netextctl stop afw
 
 # dns_status: the lines of `netextctl dns status` that tell the story.
 dns_status() {
-	netextctl dns status | grep -E '^intercepting|configuration:|queries:|answered:|forwarded:|rewritten:' || true
+	echo "\$ netextctl dns status   # (some of its lines)"
+	ctl dns status | grep -E '^intercepting|configuration:|queries:|answered:|forwarded:|rewritten:' || true
 }
 # ask NAME [TYPE]: dig from our namespace (netextd diverts the query whatever server it names).
 ask() {
