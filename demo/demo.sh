@@ -4,8 +4,10 @@
 # as 'nobody'; the provider lifecycle: start, an app message round trip, crash and restart,
 # stop. Then the content filter with the two filter examples, against traffic from a second
 # namespace (a veth pair, 198.18.2.0/24): simplefirewall pauses an inbound connection until
-# someone allows it; appfirewall drops curl to one hostname and lets the rest through.
-# Everything is removed on exit or Ctrl-C.
+# someone allows it; appfirewall drops curl to one hostname and lets the rest through. Then
+# the DNS proxy with the two DNS examples: splitdns sends a company's names to the company's
+# resolver and the rest to the system's; dnsblock answers NXDOMAIN, then a sinkhole address,
+# for 100,000 listed domains. Everything is removed on exit or Ctrl-C.
 # Usage: demo/demo.sh [BUILD_DIR]   (run as root; `make demo` does the build first)
 set -euo pipefail
 
@@ -16,9 +18,11 @@ netextctl_bin=$top/$build/src/ctl/netextctl
 hello=$top/$build/examples/netext-hello
 sfw=$top/$build/examples/netext-simplefirewall
 afw=$top/$build/examples/netext-appfirewall
+sdns=$top/$build/examples/netext-splitdns
+dblock=$top/$build/examples/netext-dnsblock
 
 [ "$(id -u)" -eq 0 ] || { echo "demo: run as root (it creates a network namespace)" >&2; exit 1; }
-for f in "$netextd" "$netextctl_bin" "$hello" "$sfw" "$afw"; do
+for f in "$netextd" "$netextctl_bin" "$hello" "$sfw" "$afw" "$sdns" "$dblock"; do
 	[ -x "$f" ] || { echo "demo: $f missing; run 'make demo'" >&2; exit 1; }
 done
 for tool in curl dnsmasq python3 nsenter unshare; do
@@ -73,6 +77,9 @@ cat > "$dir/netextd.conf" <<CONF
 extension_user = nobody
 heartbeat_interval_ms = 500
 heartbeat_timeout_ms = 3000
+[dns]
+# The "system resolver" of the namespace: the DNS server of the second namespace (below).
+default = 198.18.2.2
 CONF
 mkdir -p "$dir/policy.d" "$dir/keys"
 nsenter --net=/run/netns/"$ns" "$netextd" --config "$dir/netextd.conf" \
@@ -298,6 +305,87 @@ echo "\$ setpriv --reuid=nobody ... curl http://web.test:8080/"
 client setpriv --reuid=65534 --regid=65534 --clear-groups curl -sS --connect-timeout 2 http://web.test:8080/ 2>&1 || true
 web_flows 1
 netextctl stop afw
+
+# --- the DNS proxy: the two DNS examples ---------------------------------------------------
+
+# dns_status: the lines of `netextctl dns status` that tell the story.
+dns_status() {
+	echo "\$ netextctl dns status   # (some of its lines)"
+	ctl dns status | grep -E '^intercepting|configuration:|queries:|answered:|forwarded:|rewritten:' || true
+}
+# ask NAME [TYPE]: dig from our namespace (netextd diverts the query whatever server it names).
+ask() {
+	local out status
+	echo "\$ dig ${2:-A} $1"
+	out=$(in_ns "$ns" dig +time=3 +tries=1 @198.18.2.2 "$1" "${2:-A}" 2>&1) || true
+	status=$(printf '%s\n' "$out" | sed -n 's/.*status: \([A-Z]*\),.*/\1/p')
+	printf '  %s' "${status:-no answer}"
+	printf '%s\n' "$out" | awk '!/^;/ && NF >= 5 { printf "  %s %s", $4, $5 }'
+	echo
+}
+
+if ! command -v dig >/dev/null; then
+	say "DNS proxy: skipped (needs dig: apt-get install bind9-dnsutils)"
+else
+say "A company resolver for corp.example next to the system resolver (both in $srv)"
+ip -n "$srv" addr add 198.18.2.5/24 dev nxdemo1 # the company's DNS server
+printf '198.18.2.53 wiki.corp.example\n' > "$dir/hosts.corp"
+bg_in_ns "$srv" dnsmasq --no-daemon --no-resolv --no-hosts --addn-hosts="$dir/hosts.corp" \
+	--listen-address=198.18.2.5 --bind-interfaces --log-facility="$dir/dnsmasq-corp.log" 2>>"$dir/dnsmasq-corp.log"
+for _ in $(seq 100); do in_ns "$srv" ss -Hlun 'sport = :53' | grep -q '198.18.2.5' && break; sleep 0.05; done
+echo "system resolver 198.18.2.2: web.test, blocked.test; company resolver 198.18.2.5: wiki.corp.example"
+echo "-- the system resolver knows no corp.example names:"
+ask wiki.corp.example
+
+say "splitdns (the seed's split DNS): corp.example to the company, the rest to the system resolver"
+cat > "$dir/splitdns.conf" <<RULES
+# Company names go to the company's resolver; everything else to the system resolver.
+route corp.example      198.18.2.5
+exempt www.corp.example            # the public site: system resolver
+RULES
+chmod 644 "$dir/splitdns.conf"
+echo "\$ cat $dir/splitdns.conf" && cat "$dir/splitdns.conf"
+bundle_example "$dir/splitdns.netext" "$sdns" "$top/examples/splitdns/extension.conf"
+netextctl activate "$dir/splitdns.netext"
+wait_ext com.example.splitdns
+netextctl config add splitdns --extension com.example.splitdns --provider dns-proxy \
+	--fail-open --option config="$dir/splitdns.conf"
+netextctl start splitdns
+ask wiki.corp.example
+ask web.test
+netextctl message splitdns stats
+echo "(netextd alone does the same with: netextctl dns route add corp.example 198.18.2.5)"
+dns_status
+netextctl stop splitdns
+
+say "dnsblock: 100,000 listed domains and everything below them get NXDOMAIN"
+sh "$top/examples/dnsblock/make-list.sh" 100000 > "$dir/dnsblock.list"
+chmod 644 "$dir/dnsblock.list"
+echo "\$ examples/dnsblock/make-list.sh 100000 > dnsblock.list   # $(wc -l < "$dir/dnsblock.list") lines:"
+sed -n '9,11p;13,15p' "$dir/dnsblock.list"
+bundle_example "$dir/dnsblock.netext" "$dblock" "$top/examples/dnsblock/extension.conf"
+netextctl activate "$dir/dnsblock.netext"
+wait_ext com.example.dnsblock
+netextctl config add dnsblock --extension com.example.dnsblock --provider dns-proxy \
+	--fail-open --option list="$dir/dnsblock.list"
+netextctl start dnsblock
+ctl logs -n 20 | grep "names from" | tail -1 || true
+ask ads.test
+ask sub.ads.test
+ask web.test
+netextctl message dnsblock stats
+netextctl stop dnsblock
+
+say "dnsblock as a sinkhole: A gets 0.0.0.0, AAAA gets ::"
+netextctl config add sinkhole --extension com.example.dnsblock --provider dns-proxy \
+	--fail-open --option list="$dir/dnsblock.list" --option mode=sinkhole
+netextctl start sinkhole
+ask ads.test
+ask tracker.test AAAA
+ask web.test
+dns_status
+netextctl stop sinkhole
+fi
 
 say "Stop netextd: running providers would get 'daemon-shutdown'; the extension exits, the table and cgroup go away"
 echo "\$ kill -TERM $dpid"
