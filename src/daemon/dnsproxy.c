@@ -67,6 +67,10 @@
 #define TCP_WBUF_MAX (256 * 1024) /* unread answers: stop reading from the client */
 #define TCP_INLINE 514
 #define STUB_CHECK_USEC (5 * 1000000ULL)
+/* When interception turns off, flows already diverted keep going to the proxy until they are
+ * done: at least DRAIN_MIN (a client's retry of a query just sent), at most DRAIN_MAX. */
+#define DRAIN_MIN_USEC (3 * 1000000ULL)
+#define DRAIN_MAX_USEC (30 * 1000000ULL)
 #define CACHE_TTL_MAX 86400
 #define DIVERT_KEEP (~DNS_MARK_DIVERT)
 #define PROXIED_KEEP (~DNS_CTMARK_PROXIED)
@@ -184,6 +188,8 @@ struct reply {                   /* a UDP reply waiting for the next sendmmsg */
 struct dnsproxy {
 	struct daemon *d;
 	bool on, routes_added;
+	bool draining;               /* interception off for new flows; diverted ones finish */
+	uint64_t drain_start;
 	int udp[2], tcp[2], raw[2];
 	sd_event_source *udp_src[2], *tcp_src[2];
 	struct usock *pool[2][POOL_SOCKS];
@@ -238,6 +244,7 @@ static void flush_all(void);
 static void tclient_close(struct tclient *tc);
 static void tclient_activity(struct tclient *tc);
 static void timer_want(uint64_t at);
+static void intercept_off(void);
 
 static int fam_idx(int family)
 {
@@ -504,6 +511,17 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *ud)
 		next = NE_MIN(next, ne_container_of(P->tclients.next, struct tclient, link)->deadline);
 	if (P->on)
 		next = NE_MIN(next, now + STUB_CHECK_USEC);
+	if (P->draining) {
+		uint64_t age = now - P->drain_start;
+
+		if (age >= DRAIN_MAX_USEC ||
+		    (age >= DRAIN_MIN_USEC && P->inflight == 0 && ne_list_empty(&P->tclients))) {
+			intercept_off();
+			daemon_apply_ruleset(P->d);
+		} else {
+			next = NE_MIN(next, now + (age < DRAIN_MIN_USEC ? DRAIN_MIN_USEC - age : 500000));
+		}
+	}
 	if (P->on && now - P->stub_checked >= STUB_CHECK_USEC)
 		dnsproxy_reconfigure(P->d);
 	if (next != UINT64_MAX) {
@@ -2065,7 +2083,7 @@ static int add_rule(struct dp_ruleset *rs, size_t chain, const struct dp_match *
 	return dp_ruleset_add_rule(rs, &r);
 }
 
-static int route_chain(struct daemon *d, struct dp_ruleset *rs, size_t ch)
+static int route_chain(struct daemon *d, struct dp_ruleset *rs, size_t ch, bool draining)
 {
 	const struct dp_action accept = { .kind = DP_ACTION_ACCEPT };
 	const struct dp_action proxied = { .kind = DP_ACTION_CT_MARK_SET, .mark = DNS_CTMARK_PROXIED,
@@ -2073,7 +2091,7 @@ static int route_chain(struct daemon *d, struct dp_ruleset *rs, size_t ch)
 	const struct dp_action divert = { .kind = DP_ACTION_META_MARK_SET, .mark = DNS_MARK_DIVERT,
 					  .mark_keep = DIVERT_KEEP };
 	struct dp_action a[2];
-	struct dp_match m[2];
+	struct dp_match m[3];
 	static const uint8_t protos[] = { IPPROTO_UDP, IPPROTO_TCP };
 	int r = 0;
 
@@ -2090,13 +2108,27 @@ static int route_chain(struct daemon *d, struct dp_ruleset *rs, size_t ch)
 		m[0] = P->stub;
 		r |= add_rule(rs, ch, m, 1, &accept, 1);
 	}
-	/* (4) everything else to port 53. */
+	/* (4) flows already diverted stay diverted (a TCP connection's later segments; while
+	 * draining, a client's retry). */
 	for (size_t i = 0; i < NE_ARRAY_SIZE(protos); i++) {
-		m[0] = (struct dp_match){ .kind = DP_MATCH_L4PROTO, .l4proto = protos[i] };
-		m[1] = (struct dp_match){ .kind = DP_MATCH_DPORT, .port = 53 };
+		m[0] = (struct dp_match){ .kind = DP_MATCH_CT_MARK, .mark = { DNS_CTMARK_PROXIED, DNS_CTMARK_PROXIED } };
+		m[1] = (struct dp_match){ .kind = DP_MATCH_L4PROTO, .l4proto = protos[i] };
+		m[2] = (struct dp_match){ .kind = DP_MATCH_DPORT, .port = 53 };
+		r |= add_rule(rs, ch, m, 3, &divert, 1);
+	}
+	/* (5) new flows to port 53: every UDP datagram is a whole query, so a UDP flow that began
+	 * before interception is diverted from its next query on; a TCP connection only from its
+	 * SYN (one that began before keeps going to its server, undisturbed). */
+	for (size_t i = 0; !draining && i < NE_ARRAY_SIZE(protos); i++) {
+		size_t n = 0;
+
+		m[n++] = (struct dp_match){ .kind = DP_MATCH_L4PROTO, .l4proto = protos[i] };
+		m[n++] = (struct dp_match){ .kind = DP_MATCH_DPORT, .port = 53 };
+		if (protos[i] == IPPROTO_TCP)
+			m[n++] = (struct dp_match){ .kind = DP_MATCH_CT_STATE, .ct_state = DP_CT_NEW };
 		a[0] = divert;
 		a[1] = proxied;
-		r |= add_rule(rs, ch, m, 2, a, 2);
+		r |= add_rule(rs, ch, m, n, a, 2);
 	}
 	return r ? -E2BIG : 0;
 }
@@ -2132,13 +2164,13 @@ int dnsproxy_add_rules(struct daemon *d, struct dp_ruleset *rs)
 	size_t route, tp;
 	int r;
 
-	if (!P || !P->on)
+	if (!P || (!P->on && !P->draining))
 		return 0;
 	r = dp_ruleset_add_chain(rs, "dns_route", DP_CHAIN_ROUTE, DP_HOOK_OUTPUT, DP_PRIO_MANGLE, &route);
 	if (r == 0)
 		r = dp_ruleset_add_chain(rs, "dns_tproxy", DP_CHAIN_FILTER, DP_HOOK_PREROUTING, DP_PRIO_MANGLE, &tp);
 	if (r == 0)
-		r = route_chain(d, rs, route);
+		r = route_chain(d, rs, route, !P->on);
 	if (r == 0)
 		r = tproxy_chain(rs, tp, (uint16_t)opt_or(d->opt.dns_port, DNS_PROXY_PORT_DEFAULT));
 	return r;
@@ -2260,6 +2292,17 @@ static int intercept_on(void)
 	return 0;
 }
 
+/* Stops diverting new flows; the listeners, the policy rule and the route stay until the
+ * diverted flows are done (on_timer). */
+static void intercept_drain(void)
+{
+	P->on = false;
+	P->draining = true;
+	P->drain_start = ne_now_usec();
+	timer_want(P->drain_start + DRAIN_MIN_USEC);
+	log_info("dns: interception off for new queries; draining those in flight");
+}
+
 static void intercept_off(void)
 {
 	int r = routes_set(false);
@@ -2268,6 +2311,7 @@ static void intercept_off(void)
 		log_warnx("dns: cannot remove the policy rule and route of table %u: %s", P->table, strerror(-r));
 	listeners_close();
 	P->on = false;
+	P->draining = false;
 	P->has_stub = false;
 	log_info("dns: interception off");
 }
@@ -2279,10 +2323,16 @@ void dnsproxy_reconfigure(struct daemon *d)
 	if (!P)
 		return;
 	want = want_intercept(d);
-	if (want && !P->on)
+	if (want && !P->on && P->draining) {
+		P->draining = false; /* listeners, rule and route are still there */
+		P->on = true;
+		stub_refresh();
+		log_info("dns: intercepting DNS again");
+		changed = true;
+	} else if (want && !P->on)
 		changed = intercept_on() == 0;
 	else if (!want && P->on) {
-		intercept_off();
+		intercept_drain();
 		changed = true;
 	} else if (P->on)
 		changed = stub_refresh();
@@ -2374,7 +2424,7 @@ void dnsproxy_fini(struct daemon *d)
 			if (P->chunks[c][i].id)
 				dq_servfail(&P->chunks[c][i]);
 	flush_all();
-	if (P->on) {
+	if (P->on || P->draining) {
 		intercept_off();
 		daemon_apply_ruleset(d);
 	}
@@ -2435,5 +2485,7 @@ void *dnsproxy_status_json(struct daemon *d)
 		      "in_flight", (json_int_t)P->inflight, "tcp_clients", (json_int_t)P->n_tclients,
 		      "attribution", filter_active(d) || dnsprov_enabled(d),
 		      "stub_resolver", P->has_stub ? P->stub_desc : NULL, "counters", counters, "cache", cache);
+	if (j)
+		json_object_set_new(j, "draining", json_boolean(P->draining));
 	return j;
 }
