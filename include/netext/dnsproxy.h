@@ -30,7 +30,8 @@
  * Raw mode: with handle_raw set instead of handle_query, the provider gets each query as bytes
  * (one datagram, or one message of a TCP stream without its 2-byte length), as Apple's flows
  * give them, and may forward modified bytes or answer with bytes of its own. netextd still
- * checks what it sends to clients and servers: bytes that do not parse are not sent.
+ * checks what it sends to clients and servers: bytes that do not parse are not sent. Only
+ * queries that parse reach the provider (garbage is answered FORMERR by netextd itself).
  *
  * Fail policy: while the extension is not running, is hung, or misses the deadline, queries
  * follow the configuration's fail_policy: "open" resolves through the split-DNS routes as if no
@@ -58,7 +59,8 @@ extern "C" {
 typedef struct ne_dns_query ne_dns_query;
 
 NE_EXPORT uint64_t ne_dns_query_id(const ne_dns_query *q);           /* never 0 */
-/* The parsed query; in raw mode also, when the bytes parse (NULL otherwise). */
+/* The parsed query, in raw mode too. Bytes that do not parse never reach a provider: netextd
+ * answers them FORMERR (or drops them when even the header is missing) and counts them. */
 NE_EXPORT const ne_dns_message *ne_dns_query_message(const ne_dns_query *q);
 NE_EXPORT const uint8_t *ne_dns_query_bytes(const ne_dns_query *q, size_t *ret_len);
 NE_EXPORT int ne_dns_query_protocol(const ne_dns_query *q);          /* IPPROTO_UDP, IPPROTO_TCP */
