@@ -11,6 +11,7 @@
 #include "dnsproxy.h"
 #include "dnsroutes.h"
 #include "log.h"
+#include "store.h"
 #include "util.h"
 
 void daemon_options_defaults(struct daemon_options *o)
@@ -210,4 +211,24 @@ int daemon_options_load(struct daemon_options *o, const char *path)
 		r = load_line(o, path, ++lineno, line, &in_dns);
 	fclose(f);
 	return r;
+}
+
+/* store.h: kept here so that code using it does not pull in the whole store. */
+unsigned store_config_option_uint(const struct store_config *sc, const char *key, unsigned def,
+				  unsigned min, unsigned max)
+{
+	size_t i;
+
+	for (i = 0; i < sc->n_options; i++)
+		if (!strcmp(sc->keys[i], key)) {
+			char *end;
+			unsigned long v = strtoul(sc->values[i], &end, 10);
+
+			if (*sc->values[i] && !*end && v >= min && v <= max)
+				return (unsigned)v;
+			log_warnx("configuration %s: option %s=%s is not a number in %u..%u; using %u",
+				  sc->name, key, sc->values[i], min, max, def);
+			return def;
+		}
+	return def;
 }

@@ -250,25 +250,6 @@ static struct pcfg *cfg_active(void)
 	return P && !ne_list_empty(&P->cfgs) ? ne_container_of(P->cfgs.next, struct pcfg, link) : NULL;
 }
 
-static unsigned option_uint(const struct store_config *sc, const char *key, unsigned def,
-			    unsigned min, unsigned max)
-{
-	size_t i;
-
-	for (i = 0; i < sc->n_options; i++)
-		if (!strcmp(sc->keys[i], key)) {
-			char *end;
-			unsigned long v = strtoul(sc->values[i], &end, 10);
-
-			if (*sc->values[i] && !*end && v >= min && v <= max)
-				return (unsigned)v;
-			log_warnx("dns-proxy %s: option %s=%s is not a number in %u..%u; using %u", sc->name,
-				  key, sc->values[i], min, max, def);
-			return def;
-		}
-	return def;
-}
-
 static void cfg_free(struct pcfg *c)
 {
 	/* The configuration is gone: what its provider held goes on as if none were enabled. */
@@ -312,8 +293,8 @@ static int load_cfg_cb(const struct store_config *sc, void *ud)
 	}
 	c->seen = true;
 	c->fail_open = sc->fail_open;
-	c->order = (int)option_uint(sc, "order", ORDER_DEFAULT, 0, 1000000);
-	c->timeout_ms = option_uint(sc, "verdict_timeout_ms", TIMEOUT_MS_DEFAULT, TIMEOUT_MS_MIN,
+	c->order = (int)store_config_option_uint(sc, "order", ORDER_DEFAULT, 0, 1000000);
+	c->timeout_ms = store_config_option_uint(sc, "verdict_timeout_ms", TIMEOUT_MS_DEFAULT, TIMEOUT_MS_MIN,
 				    TIMEOUT_MS_MAX);
 	return 0;
 }

@@ -886,25 +886,6 @@ static struct fcfg *cfg_find(const char *name)
 	return NULL;
 }
 
-static unsigned option_uint(const struct store_config *sc, const char *key, unsigned def,
-			    unsigned min, unsigned max)
-{
-	size_t i;
-
-	for (i = 0; i < sc->n_options; i++)
-		if (!strcmp(sc->keys[i], key)) {
-			char *end;
-			unsigned long v = strtoul(sc->values[i], &end, 10);
-
-			if (*sc->values[i] && !*end && v >= min && v <= max)
-				return (unsigned)v;
-			log_warnx("filter %s: option %s=%s is not a number in %u..%u; using %u", sc->name,
-				  key, sc->values[i], min, max, def);
-			return def;
-		}
-	return def;
-}
-
 /* Waiting flows of a provider that is gone get the fail policy. */
 static void cfg_release_flows(struct fcfg *c, const char *why)
 {
@@ -985,8 +966,8 @@ static int load_cfg_cb(const struct store_config *sc, void *ud)
 	}
 	c->seen = true;
 	c->fail_open = sc->fail_open;
-	c->order = (int)option_uint(sc, "order", ORDER_DEFAULT, 0, 1000000);
-	c->timeout_ms = option_uint(sc, "verdict_timeout_ms", VERDICT_TIMEOUT_MS_DEFAULT, 50, 600000);
+	c->order = (int)store_config_option_uint(sc, "order", ORDER_DEFAULT, 0, 1000000);
+	c->timeout_ms = store_config_option_uint(sc, "verdict_timeout_ms", VERDICT_TIMEOUT_MS_DEFAULT, 50, 600000);
 	(void)ud;
 	return 0;
 }

@@ -66,6 +66,11 @@ struct store_config {
 	char **values;
 };
 
+/* A configuration's option key as an unsigned number in min..max; def when it is absent, and
+ * def with a warning naming the configuration when it is not such a number. */
+unsigned store_config_option_uint(const struct store_config *sc, const char *key, unsigned def,
+				  unsigned min, unsigned max);
+
 /* A split-DNS route added through the control API (dnsroutes.h holds the parsed form). The
  * store keeps text: validating it is dnsroutes' business, done again when it is loaded. */
 struct store_dns_route {
