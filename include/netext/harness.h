@@ -17,6 +17,7 @@
 #ifndef NETEXT_HARNESS_H
 #define NETEXT_HARNESS_H
 
+#include <netext/dnsproxy.h>
 #include <netext/extension.h>
 #include <netext/filter.h>
 
@@ -76,6 +77,42 @@ NE_EXPORT int ne_harness_flow_verdict(ne_harness *harness, uint64_t id, ne_filte
 /* The settings the provider applied last: -ENOENT when it applied none. */
 NE_EXPORT int ne_harness_filter_settings(ne_harness *harness, const char *config,
 					 size_t *ret_n_rules, ne_filter_action *ret_default_action);
+
+/* --- dns-proxy providers --------------------------------------------------------------
+ * The harness accepts the DNS settings a provider sends as it starts, and plays netextd's
+ * side of a query: it offers the query's bytes with a fake process and endpoints, returns the
+ * verdict, and then, for a forwarded query, offers an upstream answer.
+ *
+ *     struct ne_harness_flow f = { .size = sizeof(f), .executable = "/usr/bin/dig", .pid = 42,
+ *             .local = "127.0.0.1:40000", .remote = "10.0.0.53:53" };
+ *     ne_dns_verdict v;  ne_dns_response_verdict rv;  uint64_t id;
+ *     ne_harness_dns_query(h, "dns", &f, query, query_len, &id, &v);
+ *     // v.kind == NE_DNS_VERDICT_FORWARD && !strcmp(v.target, "10.0.0.53") ?
+ *     ne_harness_dns_response(h, "dns", id, answer, answer_len, &rv);
+ *
+ * The flow's protocol is IPPROTO_UDP unless set (IPPROTO_TCP); local is the client's address,
+ * remote the server it asked (default 198.51.100.53:53); its hostname is not used. A verdict's
+ * target and bytes, and a response verdict's bytes, point into the harness: they stay valid
+ * until the next call on it. */
+
+/* Shows a query (a DNS message, which need not parse for a provider in raw mode) to
+ * configuration config's provider and returns its verdict: NE_DNS_VERDICT_LATER when it has
+ * not given one yet. *ret_id names the query for ne_harness_dns_verdict() and
+ * ne_harness_dns_response(). flow may be NULL (process unknown). -EINVAL for an endpoint that
+ * does not parse. */
+NE_EXPORT int ne_harness_dns_query(ne_harness *harness, const char *config, const struct ne_harness_flow *flow,
+				   const void *query, size_t len, uint64_t *ret_id, ne_dns_verdict *ret_verdict);
+/* Waits (up to the timeout) for the verdict of a query that got LATER. */
+NE_EXPORT int ne_harness_dns_verdict(ne_harness *harness, uint64_t id, ne_dns_verdict *ret_verdict);
+/* Offers the upstream answer to query id, as netextd does after a forward verdict when the
+ * provider has handle_response, and returns the provider's response verdict. Otherwise (no
+ * handle_response, or the query was not forwarded) netextd passes the answer on unseen, and so
+ * does this: *ret_verdict is PASS without the provider being asked. */
+NE_EXPORT int ne_harness_dns_response(ne_harness *harness, const char *config, uint64_t id,
+				      const void *response, size_t len, ne_dns_response_verdict *ret_verdict);
+/* The DNS settings the provider sent as it started: -ENOENT when it sent none. */
+NE_EXPORT int ne_harness_dns_settings(ne_harness *harness, const char *config, bool *ret_raw,
+				      bool *ret_responses);
 
 /* Log lines the extension sent, oldest first; NULL past the end. */
 NE_EXPORT const char *ne_harness_log_line(const ne_harness *harness, size_t i);

@@ -129,6 +129,10 @@ void dns_builder_rr_name(struct dns_builder *b, enum dns_section sec, const char
  * means nothing in the new message). Unknown types pass through byte for byte. */
 void dns_builder_copy_rr(struct dns_builder *b, enum dns_section sec, const struct dns_msg *m,
 			 const struct dns_rr *rr);
+/* The same for a record of the message p[0..len) that dns_parse() validated, when the caller
+ * keeps the bytes and the records but not a whole struct dns_msg (libnetext). */
+void dns_builder_copy_rr_raw(struct dns_builder *b, enum dns_section sec, const uint8_t *p, size_t len,
+			     const struct dns_rr *rr);
 /* The EDNS(0) OPT pseudo-record (additional section, last). */
 void dns_builder_opt(struct dns_builder *b, uint16_t udp_size, uint8_t ext_rcode_hi, bool dnssec_ok);
 /* Writes the counts; returns the message length or b->err. */
@@ -138,13 +142,21 @@ int dns_builder_finish(struct dns_builder *b);
  * question) and no records: same id and opcode, QR set, RD copied, RA set, the question copied
  * when q has one, an OPT record when q had one (udp_size 1232). Returns the length written
  * into out, or a negative errno. */
+/* out may be q's own buffer (q is read whole before out is written); q is stale afterwards. */
 int dns_answer_rcode(const struct dns_msg *q, uint8_t rcode, uint8_t *out, size_t cap);
 /* FORMERR for bytes that do not parse but have at least a 12-byte header: id and opcode
  * copied, no question. -EBADMSG when len < 12 (such input gets no answer: drop it). */
+/* Also -EBADMSG when the bytes have QR set: a response is never answered (no FORMERR ping-pong
+ * between two servers). */
+/* out may be p. */
 int dns_answer_formerr_raw(const uint8_t *p, size_t len, uint8_t *out, size_t cap);
 /* resp cut to fit limit bytes for UDP: if it fits it is copied as is; otherwise the header
  * with TC set, the question and the OPT record, nothing else (RFC 2181 §9, RFC 6891 §7).
  * Returns the length written into out (cap ≥ limit). */
+/* out may be resp's own buffer only when resp fits (then nothing moves); when it must be cut,
+ * out must not overlap resp's bytes (-EINVAL). */
+/* A limit above cap counts as cap. When even the question and OPT exceed limit, the OPT is
+ * left out, then the question (a bare header with TC); -EMSGSIZE when limit < 12. */
 int dns_truncate(const struct dns_msg *resp, size_t limit, uint8_t *out, size_t cap);
 /* Whether resp answers q: QR set, same id, same opcode, same question count and the same
  * first question (name case-insensitively, type, class). The caller checks the source. */
@@ -157,7 +169,10 @@ size_t dns_udp_limit(const struct dns_msg *q);
 int dns_question(const struct dns_msg *m, char *name, size_t size, uint16_t *ret_type, uint16_t *ret_class);
 /* Lowest TTL of the answer and authority records (for SOA-negative answers the SOA minimum
  * field counts too, RFC 2308); UINT32_MAX when there is none. */
+/* A TTL with the top bit set counts as 0 (RFC 2181 §8). */
 uint32_t dns_min_ttl(const struct dns_msg *m);
 /* Text name → wire form (uncompressed) in out (size ≥ DNS_NAME_MAX); returns the length or
  * -EINVAL (label over 63, name over 255, bad escape, empty label). */
+/* Unescaped bytes must be printable ASCII other than space; "." is the root like "". -ENOBUFS
+ * when the name does not fit size. */
 int dns_name_from_text(const char *text, uint8_t *out, size_t size);

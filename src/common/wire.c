@@ -165,6 +165,11 @@ static const char *const msg_names[NE_MSG_TYPE_MAX + 1] = {
 	[NE_MSG_FLOW_NEW] = "FLOW_NEW",
 	[NE_MSG_FLOW_VERDICT] = "FLOW_VERDICT",
 	[NE_MSG_FLOW_REPORT] = "FLOW_REPORT",
+	[NE_MSG_DNS_SETTINGS] = "DNS_SETTINGS",
+	[NE_MSG_DNS_QUERY] = "DNS_QUERY",
+	[NE_MSG_DNS_VERDICT] = "DNS_VERDICT",
+	[NE_MSG_DNS_RESPONSE] = "DNS_RESPONSE",
+	[NE_MSG_DNS_RESPONSE_VERDICT] = "DNS_RESPONSE_VERDICT",
 };
 
 const char *ne_msg_type_name(uint16_t type)
@@ -185,6 +190,9 @@ bool ne_msg_from_extension(uint16_t type)
 	case NE_MSG_LOG:
 	case NE_MSG_FILTER_SETTINGS:
 	case NE_MSG_FLOW_VERDICT:
+	case NE_MSG_DNS_SETTINGS:
+	case NE_MSG_DNS_VERDICT:
+	case NE_MSG_DNS_RESPONSE_VERDICT:
 		return true;
 	default:
 		return false;
@@ -782,6 +790,144 @@ int ne_msg_flow_report_decode(const uint8_t *p, size_t len, struct ne_msg_flow_r
 	m.detail = ne_get_str(&r, NE_WIRE_STR_MAX);
 	get_flow(&r, &m.flow);
 	if (decode_end(&r) || m.event < 1 || m.event > 4 || m.verdict > 4)
+		return -EBADMSG;
+	*ret = m;
+	return 0;
+}
+
+/* --- dns proxy ------------------------------------------------------------------------ */
+
+#define DNS_MESSAGE_MAX 65535 /* a DNS message's own limit (its TCP length prefix) */
+
+/* Blob of a DNS message: bounded by DNS's limit, not by NE_WIRE_BLOB_MAX. */
+static void put_dns_blob(struct ne_wbuf *b, struct ne_view v)
+{
+	if (v.len > DNS_MESSAGE_MAX) {
+		b->err = -EMSGSIZE;
+		return;
+	}
+	ne_put_blob(b, v.p ? v.p : "", v.p ? v.len : 0);
+}
+
+int ne_msg_dns_settings_encode(struct ne_wbuf *b, const struct ne_msg_dns_settings *m)
+{
+	ne_msg_begin(b, NE_MSG_DNS_SETTINGS, 0);
+	ne_put_u32(b, m->provider);
+	ne_put_u8(b, m->mode);
+	ne_put_u8(b, m->want_responses);
+	return ne_msg_finish(b);
+}
+
+int ne_msg_dns_settings_decode(const uint8_t *p, size_t len, struct ne_msg_dns_settings *ret)
+{
+	struct ne_rbuf r = { p, len, 0, 0 };
+	struct ne_msg_dns_settings m;
+
+	m.provider = ne_get_u32(&r);
+	m.mode = ne_get_u8(&r);
+	m.want_responses = get_bool(&r);
+	if (decode_end(&r) || m.mode > 1)
+		return -EBADMSG;
+	*ret = m;
+	return 0;
+}
+
+static bool dns_protocol_ok(uint8_t protocol)
+{
+	return protocol == 6 || protocol == 17; /* IPPROTO_TCP, IPPROTO_UDP */
+}
+
+int ne_msg_dns_query_encode(struct ne_wbuf *b, uint64_t id, const struct ne_msg_dns_query *m)
+{
+	ne_msg_begin(b, NE_MSG_DNS_QUERY, id);
+	ne_put_u32(b, m->provider);
+	ne_put_u8(b, m->protocol);
+	put_flow(b, &m->flow);
+	put_dns_blob(b, m->message);
+	return ne_msg_finish(b);
+}
+
+int ne_msg_dns_query_decode(const uint8_t *p, size_t len, struct ne_msg_dns_query *ret)
+{
+	struct ne_rbuf r = { p, len, 0, 0 };
+	struct ne_msg_dns_query m;
+
+	m.provider = ne_get_u32(&r);
+	m.protocol = ne_get_u8(&r);
+	get_flow(&r, &m.flow);
+	m.message = ne_get_blob(&r, DNS_MESSAGE_MAX);
+	if (decode_end(&r) || !dns_protocol_ok(m.protocol))
+		return -EBADMSG;
+	*ret = m;
+	return 0;
+}
+
+int ne_msg_dns_verdict_encode(struct ne_wbuf *b, uint64_t id, const struct ne_msg_dns_verdict *m)
+{
+	ne_msg_begin(b, NE_MSG_DNS_VERDICT, id);
+	ne_put_u32(b, m->provider);
+	ne_put_u8(b, m->kind);
+	put_view(b, m->target);
+	put_dns_blob(b, m->message);
+	return ne_msg_finish(b);
+}
+
+int ne_msg_dns_verdict_decode(const uint8_t *p, size_t len, struct ne_msg_dns_verdict *ret)
+{
+	struct ne_rbuf r = { p, len, 0, 0 };
+	struct ne_msg_dns_verdict m;
+
+	m.provider = ne_get_u32(&r);
+	m.kind = ne_get_u8(&r);
+	m.target = ne_get_str(&r, NE_WIRE_STR_MAX);
+	m.message = ne_get_blob(&r, DNS_MESSAGE_MAX);
+	if (decode_end(&r) || m.kind < 1 || m.kind > 4)
+		return -EBADMSG;
+	*ret = m;
+	return 0;
+}
+
+int ne_msg_dns_response_encode(struct ne_wbuf *b, uint64_t id, const struct ne_msg_dns_response *m)
+{
+	ne_msg_begin(b, NE_MSG_DNS_RESPONSE, id);
+	ne_put_u32(b, m->provider);
+	put_dns_blob(b, m->message);
+	return ne_msg_finish(b);
+}
+
+int ne_msg_dns_response_decode(const uint8_t *p, size_t len, struct ne_msg_dns_response *ret)
+{
+	struct ne_rbuf r = { p, len, 0, 0 };
+	struct ne_msg_dns_response m;
+
+	m.provider = ne_get_u32(&r);
+	m.message = ne_get_blob(&r, DNS_MESSAGE_MAX);
+	if (decode_end(&r))
+		return -EBADMSG;
+	*ret = m;
+	return 0;
+}
+
+int ne_msg_dns_response_verdict_encode(struct ne_wbuf *b, uint64_t id,
+				       const struct ne_msg_dns_response_verdict *m)
+{
+	ne_msg_begin(b, NE_MSG_DNS_RESPONSE_VERDICT, id);
+	ne_put_u32(b, m->provider);
+	ne_put_u8(b, m->kind);
+	put_dns_blob(b, m->message);
+	return ne_msg_finish(b);
+}
+
+int ne_msg_dns_response_verdict_decode(const uint8_t *p, size_t len,
+				       struct ne_msg_dns_response_verdict *ret)
+{
+	struct ne_rbuf r = { p, len, 0, 0 };
+	struct ne_msg_dns_response_verdict m;
+
+	m.provider = ne_get_u32(&r);
+	m.kind = ne_get_u8(&r);
+	m.message = ne_get_blob(&r, DNS_MESSAGE_MAX);
+	if (decode_end(&r) || m.kind < 1 || m.kind > 3)
 		return -EBADMSG;
 	*ret = m;
 	return 0;

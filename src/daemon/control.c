@@ -601,7 +601,8 @@ static void m_config_add(struct control *c, struct ctl_req *req, json_t *params)
 		ctl_req_error(req, "invalid-params", "unknown provider type '%s'", prov);
 		goto out;
 	}
-	if (type != NE_PROVIDER_MESSAGE && type != NE_PROVIDER_FILTER_DATA) {
+	if (type != NE_PROVIDER_MESSAGE && type != NE_PROVIDER_FILTER_DATA &&
+	    type != NE_PROVIDER_DNS_PROXY) {
 		ctl_req_error(req, "unsupported", "this netextd has no datapath for %s providers yet", prov);
 		goto out;
 	}
@@ -641,6 +642,7 @@ static void m_config_remove(struct control *c, struct ctl_req *req, json_t *para
 		return;
 	}
 	filter_reconfigure(c->d);
+	dnsprov_reconfigure(c->d);
 	ext_config_removed(c->d, name);
 	ctl_req_reply(req, NULL);
 }

@@ -27,6 +27,7 @@
 
 #include "bundle.h"
 #include "cgroup.h"
+#include "dnsprov.h"
 #include "filter.h"
 #include "daemon.h"
 #include "log.h"
@@ -187,6 +188,8 @@ static void prov_free(struct provider *p)
 {
 	if (p->type == NE_PROVIDER_FILTER_DATA)
 		filter_provider_gone(p->ext->d, p->config, p->ext->fd >= 0 ? "provider stopped" : "extension exited");
+	if (p->type == NE_PROVIDER_DNS_PROXY)
+		dnsprov_provider_gone(p->ext->d, p->config, p->ext->fd >= 0 ? "provider stopped" : "extension exited");
 	ne_list_remove(&p->link);
 	free(p);
 }
@@ -356,6 +359,8 @@ static int prov_send_start(struct ext *e, const struct store_config *c, struct c
 		 ne_provider_type_name(c->provider_type));
 	if (p->type == NE_PROVIDER_FILTER_DATA)
 		filter_provider_present(e->d, p->config, e, p->handle);
+	if (p->type == NE_PROVIDER_DNS_PROXY)
+		dnsprov_provider_present(e->d, p->config, e, p->handle);
 	return ext_send(e, ne_msg_start_encode(&b, pd->id, &m));
 }
 
@@ -380,6 +385,8 @@ static int prov_send_stop(struct provider *p, ne_stop_reason reason, struct ctl_
 		 ne_stop_reason_name(reason));
 	if (p->type == NE_PROVIDER_FILTER_DATA)
 		filter_provider_gone(e->d, p->config, ne_stop_reason_name(reason));
+	if (p->type == NE_PROVIDER_DNS_PROXY)
+		dnsprov_provider_gone(e->d, p->config, ne_stop_reason_name(reason));
 	return ext_send(e, ne_msg_stop_encode(&b, pd->id, &m));
 }
 
@@ -478,6 +485,8 @@ static int on_start_done(struct ext *e, const struct ne_msg_hdr *h, const uint8_
 		log_info("extension %s: provider for %s started", e->id, pv->config);
 		if (pv->type == NE_PROVIDER_FILTER_DATA && pv->state == PROV_RUNNING)
 			filter_provider_running(e->d, pv->config);
+		if (pv->type == NE_PROVIDER_DNS_PROXY && pv->state == PROV_RUNNING)
+			dnsprov_provider_running(e->d, pv->config);
 		if (pd->req)
 			ctl_req_reply(pd->req, json_pack("{s:s, s:s}", "configuration", pv->config,
 							 "state", "running"));
@@ -614,17 +623,23 @@ static int on_log(struct ext *e, const struct ne_msg_hdr *h, const uint8_t *p, s
 	return 0;
 }
 
-/* Filter frames go to filter.c once the provider handle is known to be a filter's. */
-static struct provider *filter_prov(struct ext *e, const uint8_t *p, size_t len)
+/* Filter and DNS frames go to filter.c and dnsprov.c once the provider handle is known to be
+ * a provider of that type. */
+static struct provider *typed_prov(struct ext *e, const uint8_t *p, size_t len, uint16_t type)
 {
 	struct ne_rbuf r = { p, len, 0, 0 };
-	uint32_t handle = ne_get_u32(&r); /* every filter frame starts with it */
+	uint32_t handle = ne_get_u32(&r); /* every filter and DNS frame starts with it */
 	struct provider *pv;
 
 	if (r.err)
 		return NULL;
 	pv = prov_by_handle(e, handle);
-	return pv && pv->type == NE_PROVIDER_FILTER_DATA ? pv : NULL;
+	return pv && pv->type == type ? pv : NULL;
+}
+
+static struct provider *filter_prov(struct ext *e, const uint8_t *p, size_t len)
+{
+	return typed_prov(e, p, len, NE_PROVIDER_FILTER_DATA);
 }
 
 static int on_filter_settings(struct ext *e, const struct ne_msg_hdr *h, const uint8_t *p, size_t len)
@@ -645,6 +660,34 @@ static int on_flow_verdict(struct ext *e, const struct ne_msg_hdr *h, const uint
 	return filter_on_verdict(e->d, pv->config, h->id, p, len);
 }
 
+static int on_dns_settings(struct ext *e, const struct ne_msg_hdr *h, const uint8_t *p, size_t len)
+{
+	struct provider *pv = typed_prov(e, p, len, NE_PROVIDER_DNS_PROXY);
+
+	if (!pv || h->id != 0)
+		return -EPROTO;
+	return dnsprov_on_settings(e->d, pv->config, p, len);
+}
+
+/* A verdict from a provider that stopped meanwhile is late, not hostile. */
+static int on_dns_verdict(struct ext *e, const struct ne_msg_hdr *h, const uint8_t *p, size_t len)
+{
+	struct provider *pv = typed_prov(e, p, len, NE_PROVIDER_DNS_PROXY);
+
+	if (!pv)
+		return len < 4 ? -EBADMSG : 0;
+	return dnsprov_on_verdict(e->d, pv->config, h->id, p, len);
+}
+
+static int on_dns_response_verdict(struct ext *e, const struct ne_msg_hdr *h, const uint8_t *p, size_t len)
+{
+	struct provider *pv = typed_prov(e, p, len, NE_PROVIDER_DNS_PROXY);
+
+	if (!pv)
+		return len < 4 ? -EBADMSG : 0;
+	return dnsprov_on_response_verdict(e->d, pv->config, h->id, p, len);
+}
+
 typedef int (*frame_handler)(struct ext *, const struct ne_msg_hdr *, const uint8_t *, size_t);
 
 static const frame_handler frame_handlers[NE_MSG_TYPE_MAX + 1] = {
@@ -656,6 +699,9 @@ static const frame_handler frame_handlers[NE_MSG_TYPE_MAX + 1] = {
 	[NE_MSG_LOG] = on_log,
 	[NE_MSG_FILTER_SETTINGS] = on_filter_settings,
 	[NE_MSG_FLOW_VERDICT] = on_flow_verdict,
+	[NE_MSG_DNS_SETTINGS] = on_dns_settings,
+	[NE_MSG_DNS_VERDICT] = on_dns_verdict,
+	[NE_MSG_DNS_RESPONSE_VERDICT] = on_dns_response_verdict,
 };
 
 /* Checks in the order of wire.h: role, header, state, exact decode (in the handler). */
@@ -931,6 +977,8 @@ static void ext_removed(struct ext *e)
 	ext_free(e);
 	if (tell)
 		sysext_on_deactivated(d, id);
+	/* Its configurations went with its record: a fail-closed DNS proxy must not outlive them. */
+	dnsprov_reconfigure(d);
 }
 
 /* The old version of a replaced extension is gone: start the new one. */
@@ -1450,6 +1498,7 @@ int ext_config_start(struct daemon *d, const char *config, struct ctl_req *req)
 		goto out;
 	}
 	filter_reconfigure(d);
+	dnsprov_reconfigure(d);
 	if (e->state == EXT_RUNNING)
 		prov_send_start(e, &c, req);
 	else
@@ -1472,6 +1521,7 @@ int ext_config_stop(struct daemon *d, const char *config, struct ctl_req *req)
 		return 0;
 	}
 	filter_reconfigure(d);
+	dnsprov_reconfigure(d);
 	p = prov_by_config(d, config);
 	if (!p || p->ext->fd < 0) {
 		ctl_req_reply(req, json_pack("{s:s, s:s}", "configuration", config, "state", "stopped"));

@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <netext/dnsproxy.h>
 #include <netext/extension.h>
 #include <netext/filter.h>
 
@@ -39,6 +40,7 @@ struct registration {
 	bool used;
 	struct ne_provider_ops ops;
 	struct ne_filter_ops fops; /* filter-data providers */
+	struct ne_dns_proxy_ops dops; /* dns-proxy providers */
 	void *userdata;
 };
 
@@ -52,6 +54,7 @@ struct ne_provider {
 	bool start_pending, started, stop_pending;
 	uint64_t start_id, stop_id;
 	struct nelib_filter *filter; /* filter-data providers: flows and settings (filter.c) */
+	struct nelib_dns *dns;       /* dns-proxy providers: queries held (dnsproxy.c) */
 };
 
 struct ne_message {
@@ -280,6 +283,7 @@ static void provider_free(ne_provider *pv)
 		}
 	pthread_mutex_unlock(&live_lock);
 	nelib_filter_free(pv->filter);
+	nelib_dns_free(pv->dns);
 	free(pv->config);
 	free(pv);
 }
@@ -348,6 +352,19 @@ uint32_t nelib_provider_handle(const ne_provider *pv)
 	return pv->handle;
 }
 
+/* Created at the start (on_start), so NULL here means another type or no memory. */
+struct nelib_dns *nelib_provider_dns(ne_provider *pv, const struct ne_dns_proxy_ops **ret_ops,
+				     void **ret_userdata)
+{
+	const struct registration *reg = registration_for(pv->ext, (uint16_t)pv->type);
+
+	if (pv->type != NE_PROVIDER_DNS_PROXY || !reg || !pv->started || pv->stop_pending)
+		return NULL;
+	*ret_ops = &reg->dops;
+	*ret_userdata = reg->userdata;
+	return pv->dns;
+}
+
 /* --- handlers of daemon frames: each returns 0 or a protocol fault ---------------------- */
 
 static int on_welcome(ne_extension *ext, const uint8_t *p, size_t len)
@@ -407,6 +424,10 @@ static int on_start(ne_extension *ext, uint64_t id, const uint8_t *p, size_t len
 	if (r < 0)
 		return send_start_done(ext, id, r, "libnetext: out of memory");
 	r = nelib_options_new(&m, &opts);
+	if (r == 0 && pv->type == NE_PROVIDER_DNS_PROXY && !(pv->dns = nelib_dns_new(opts))) {
+		nelib_options_free(opts);
+		r = -ENOMEM;
+	}
 	if (r < 0) {
 		provider_free(pv);
 		return send_start_done(ext, id, r, "libnetext: out of memory");
@@ -487,6 +508,9 @@ static int handle_frame(ne_extension *ext, const struct ne_msg_hdr *h, const uin
 	case NE_MSG_FLOW_NEW:
 	case NE_MSG_FLOW_REPORT:
 		return nelib_filter_frame(ext, h, p, len);
+	case NE_MSG_DNS_QUERY:
+	case NE_MSG_DNS_RESPONSE:
+		return nelib_dns_frame(ext, h, p, len);
 	default:
 		return -EPROTO;
 	}
@@ -589,6 +613,19 @@ int ne_extension_register_filter(ne_extension *ext, const struct ne_provider_ops
 	memcpy(&ext->regs[NE_PROVIDER_FILTER_DATA].fops, filter_ops,
 	       NE_MIN((size_t)filter_ops->size, sizeof(struct ne_filter_ops)));
 	ext->regs[NE_PROVIDER_FILTER_DATA].fops.size = sizeof(struct ne_filter_ops);
+	return 0;
+}
+
+int nelib_register_dns(ne_extension *ext, const struct ne_provider_ops *ops,
+		       const struct ne_dns_proxy_ops *dns_ops, void *userdata)
+{
+	int r = ne_extension_register(ext, NE_PROVIDER_DNS_PROXY, ops, userdata);
+
+	if (r < 0)
+		return r;
+	memcpy(&ext->regs[NE_PROVIDER_DNS_PROXY].dops, dns_ops,
+	       NE_MIN((size_t)dns_ops->size, sizeof(struct ne_dns_proxy_ops)));
+	ext->regs[NE_PROVIDER_DNS_PROXY].dops.size = sizeof(struct ne_dns_proxy_ops);
 	return 0;
 }
 
@@ -811,6 +848,9 @@ int ne_provider_start_done(ne_provider *provider, int error, const char *message
 		return -EALREADY;
 	if (!error_valid(error))
 		return -EINVAL;
+	/* A dns-proxy provider's settings go first: the daemon sends queries once it has started. */
+	if (error == 0 && provider->type == NE_PROVIDER_DNS_PROXY)
+		(void)nelib_dns_send_settings(provider, &provider->ext->regs[NE_PROVIDER_DNS_PROXY].dops);
 	provider->start_pending = false;
 	r = send_start_done(provider->ext, provider->start_id, error, message);
 	if (error == 0)

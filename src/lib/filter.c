@@ -80,7 +80,7 @@ static char *put_string(char **pos, struct ne_view v)
 	return s;
 }
 
-static ne_flow *flow_new(const struct ne_flow_record *r)
+ne_flow *nelib_flow_new(const struct ne_flow_record *r)
 {
 	size_t extra = r->hostname.len + r->executable.len + r->cmdline.len + r->cgroup.len + 4;
 	ne_flow *f = calloc(1, sizeof(*f) + extra);
@@ -209,7 +209,7 @@ static int on_flow_new(ne_extension *ext, const uint8_t *p, size_t len)
 		return 0;
 	if (waiting_find(st, m.flow.id))
 		return -EPROTO;
-	f = flow_new(&m.flow);
+	f = nelib_flow_new(&m.flow);
 	if (!f)
 		return 0; /* out of memory: the deadline applies the fail policy */
 	if (!ops->handle_new_flow)
@@ -240,7 +240,7 @@ static int on_flow_report(ne_extension *ext, const uint8_t *p, size_t len)
 		return 0;
 	if (m.event == NE_FILTER_REPORT_RESOLVED && (waiting = waiting_find(st, m.flow.id)))
 		waiting_remove(st, waiting);
-	f = waiting ? waiting : flow_new(&m.flow);
+	f = waiting ? waiting : nelib_flow_new(&m.flow);
 	if (!f)
 		return 0;
 	memcpy(detail, m.detail.p ? m.detail.p : "", m.detail.len);

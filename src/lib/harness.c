@@ -4,7 +4,8 @@
  * checked the way netextd checks it (role, header, exact decode with the shared decoders,
  * a reply only to a request that was made) and a failure fails the harness call instead
  * of being papered over. The harness sends requests and answers only FILTER_SETTINGS (it
- * accepts them, as netextd would valid ones). */
+ * accepts them, as netextd would valid ones); it takes DNS_SETTINGS only while the start is
+ * pending, as netextd does. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -32,6 +33,16 @@ struct hconfig {
 	bool has_settings;
 	size_t n_rules;
 	ne_filter_action default_action;
+	bool has_dns_settings, dns_raw, dns_responses;
+};
+
+/* A DNS verdict as the extension sent it, with copies of its target and bytes. */
+struct dverdict {
+	uint64_t id;
+	ne_dns_verdict_kind kind;
+	char *target;
+	uint8_t *bytes;
+	size_t len;
 };
 
 #define VERDICTS_KEPT 64
@@ -62,6 +73,10 @@ struct ne_harness {
 	struct { uint64_t id; ne_filter_verdict v; } verdicts[VERDICTS_KEPT]; /* a ring */
 	size_t next_verdict;
 	uint64_t next_flow_id;
+	struct dverdict dverdicts[VERDICTS_KEPT]; /* a ring */
+	size_t next_dverdict;
+	uint64_t next_dns_id;
+	struct { uint64_t id; ne_dns_response_kind kind; uint8_t *bytes; size_t len; } rverdict;
 	uint8_t rbuf[NE_WIRE_MAX];
 	uint8_t wbuf[NE_WIRE_MAX];
 };
@@ -215,6 +230,82 @@ static int on_flow_verdict(ne_harness *h, const struct ne_msg_hdr *hd, const uin
 	       (m.kind != NE_VERDICT_PAUSE || !w->cap) ? 1 : 0;
 }
 
+static int on_dns_settings(ne_harness *h, const struct ne_msg_hdr *hd, const uint8_t *p, size_t len)
+{
+	struct ne_msg_dns_settings m;
+	struct hconfig *c;
+
+	if (hd->id != 0 || ne_msg_dns_settings_decode(p, len, &m) < 0)
+		return -EBADMSG;
+	c = config_by_handle(h, m.provider);
+	if (!c || c->live) /* settings belong to a start that is still pending */
+		return -EPROTO;
+	c->has_dns_settings = true;
+	c->dns_raw = m.mode == 1;
+	c->dns_responses = m.want_responses;
+	return 0;
+}
+
+static void *dup_bytes(const void *p, size_t len)
+{
+	void *d = malloc(len ? len : 1);
+
+	if (d && len)
+		memcpy(d, p, len);
+	return d;
+}
+
+static int on_dns_verdict(ne_harness *h, const struct ne_msg_hdr *hd, const uint8_t *p, size_t len,
+			  const struct want *w)
+{
+	struct ne_msg_dns_verdict m;
+	struct dverdict *v;
+	char *target = NULL;
+	uint8_t *bytes;
+
+	if (ne_msg_dns_verdict_decode(p, len, &m) < 0)
+		return -EBADMSG;
+	if (hd->id == 0 || hd->id > h->next_dns_id || !config_by_handle(h, m.provider))
+		return -EPROTO;
+	bytes = dup_bytes(m.message.p, m.message.len);
+	if (m.target.len)
+		target = strndup(m.target.p, m.target.len);
+	if (!bytes || (m.target.len && !target)) {
+		free(bytes);
+		free(target);
+		return -ENOMEM;
+	}
+	v = &h->dverdicts[h->next_dverdict++ % VERDICTS_KEPT];
+	free(v->target);
+	free(v->bytes);
+	*v = (struct dverdict){ hd->id, (ne_dns_verdict_kind)m.kind, target, bytes, m.message.len };
+	return w && w->type == NE_MSG_DNS_VERDICT && w->id == hd->id ? 1 : 0;
+}
+
+static int on_dns_response_verdict(ne_harness *h, const struct ne_msg_hdr *hd, const uint8_t *p,
+				   size_t len, const struct want *w)
+{
+	struct ne_msg_dns_response_verdict m;
+	uint8_t *bytes;
+
+	if (ne_msg_dns_response_verdict_decode(p, len, &m) < 0)
+		return -EBADMSG;
+	if (hd->id == 0 || hd->id > h->next_dns_id)
+		return -EPROTO;
+	/* Only the answer the harness offered last waits for a verdict: others are late. */
+	if (!w || w->type != NE_MSG_DNS_RESPONSE_VERDICT || w->id != hd->id)
+		return 0;
+	bytes = dup_bytes(m.message.p, m.message.len);
+	if (!bytes)
+		return -ENOMEM;
+	free(h->rverdict.bytes);
+	h->rverdict.id = hd->id;
+	h->rverdict.kind = (ne_dns_response_kind)m.kind;
+	h->rverdict.bytes = bytes;
+	h->rverdict.len = m.message.len;
+	return 1;
+}
+
 /* Checks and handles one frame: 1 when it is the awaited reply, 0, or a fault. */
 static int handle_frame(ne_harness *h, size_t n, struct want *w)
 {
@@ -243,6 +334,12 @@ static int handle_frame(ne_harness *h, size_t n, struct want *w)
 		return on_filter_settings(h, &hd, p, len);
 	case NE_MSG_FLOW_VERDICT:
 		return on_flow_verdict(h, &hd, p, len, w);
+	case NE_MSG_DNS_SETTINGS:
+		return on_dns_settings(h, &hd, p, len);
+	case NE_MSG_DNS_VERDICT:
+		return on_dns_verdict(h, &hd, p, len, w);
+	case NE_MSG_DNS_RESPONSE_VERDICT:
+		return on_dns_response_verdict(h, &hd, p, len, w);
 	default: /* PONG, STOP_DONE */
 		return on_empty(h, &hd, p, len, w);
 	}
@@ -440,6 +537,11 @@ void ne_harness_free(ne_harness *harness)
 		free(harness->configs[i].name);
 	for (i = 0; i < harness->n_logs; i++)
 		free(harness->logs[i]);
+	for (i = 0; i < VERDICTS_KEPT; i++) {
+		free(harness->dverdicts[i].target);
+		free(harness->dverdicts[i].bytes);
+	}
+	free(harness->rverdict.bytes);
 	free(harness->configs);
 	free(harness->logs);
 	free(harness);
@@ -499,6 +601,7 @@ int ne_harness_start(ne_harness *harness, const char *config, ne_provider_type t
 		return -EALREADY;
 	m.provider = c->handle;
 	m.config = view(c->name);
+	c->has_dns_settings = false;
 	w.id = harness->next_id++;
 	b = hwbuf(harness);
 	r = send_frame(harness, ne_msg_start_encode(&b, w.id, &m));
@@ -725,5 +828,158 @@ int ne_harness_filter_settings(ne_harness *harness, const char *config, size_t *
 		*ret_n_rules = c->n_rules;
 	if (ret_default_action)
 		*ret_default_action = c->default_action;
+	return 0;
+}
+
+/* --- dns-proxy providers ------------------------------------------------------------- */
+
+static const struct dverdict *dverdict_find(const ne_harness *h, uint64_t id)
+{
+	size_t i, n = NE_MIN(h->next_dverdict, (size_t)VERDICTS_KEPT);
+
+	for (i = 1; i <= n; i++) {
+		const struct dverdict *v = &h->dverdicts[(h->next_dverdict - i) % VERDICTS_KEPT];
+
+		if (v->id == id)
+			return v;
+	}
+	return NULL;
+}
+
+static void dverdict_out(const struct dverdict *v, ne_dns_verdict *ret)
+{
+	ret->kind = v->kind;
+	ret->target = v->target;
+	ret->bytes = v->len ? v->bytes : NULL;
+	ret->len = v->len;
+}
+
+int ne_harness_dns_query(ne_harness *harness, const char *config, const struct ne_harness_flow *flow,
+			 const void *query, size_t len, uint64_t *ret_id, ne_dns_verdict *ret_verdict)
+{
+	struct ne_harness_flow f = { .size = sizeof(f) };
+	struct want w = { .type = NE_MSG_DNS_VERDICT };
+	struct ne_msg_dns_query m = { 0 };
+	const struct dverdict *v;
+	struct hconfig *c;
+	struct ne_wbuf b;
+	int r;
+
+	if (!ret_verdict || (len && !query) || (flow && flow->size < sizeof(uint32_t)))
+		return -EINVAL;
+	if (len > NE_DNS_MESSAGE_MAX)
+		return -EMSGSIZE;
+	r = request(harness, config, &c);
+	if (r < 0)
+		return r;
+	/* The part of the caller's table this library knows; DNS defaults for the rest. */
+	if (flow)
+		memcpy(&f, flow, NE_MIN((size_t)flow->size, sizeof(f)));
+	if (!f.remote)
+		f.remote = "198.51.100.53:53";
+	if (!f.protocol)
+		f.protocol = IPPROTO_UDP;
+	if (f.protocol != IPPROTO_UDP && f.protocol != IPPROTO_TCP)
+		return -EINVAL;
+	f.direction = NE_FLOW_OUTBOUND;
+	f.hostname = NULL;
+	m.provider = c->handle;
+	m.protocol = (uint8_t)f.protocol;
+	m.message.p = query ? query : "";
+	m.message.len = len;
+	w.id = ++harness->next_dns_id;
+	r = flow_record(&f, w.id, &m.flow);
+	if (r < 0)
+		return r;
+	b = hwbuf(harness);
+	r = send_frame(harness, ne_msg_dns_query_encode(&b, w.id, &m));
+	if (r < 0)
+		return r;
+	/* The provider answers inside its dispatch, or later: one turn tells. */
+	r = turn(harness, &w);
+	if (r < 0)
+		return r;
+	if (ret_id)
+		*ret_id = w.id;
+	v = dverdict_find(harness, w.id);
+	if (v)
+		dverdict_out(v, ret_verdict);
+	else
+		*ret_verdict = ne_dns_verdict_later();
+	return 0;
+}
+
+int ne_harness_dns_verdict(ne_harness *harness, uint64_t id, ne_dns_verdict *ret_verdict)
+{
+	struct want w = { .type = NE_MSG_DNS_VERDICT, .id = id };
+	const struct dverdict *v;
+	int r;
+
+	if (!harness || !ret_verdict)
+		return -EINVAL;
+	v = dverdict_find(harness, id);
+	if (!v) {
+		r = harness_wait(harness, &w);
+		if (r < 0)
+			return r;
+		v = dverdict_find(harness, id);
+		if (!v)
+			return -EPROTO;
+	}
+	dverdict_out(v, ret_verdict);
+	return 0;
+}
+
+int ne_harness_dns_response(ne_harness *harness, const char *config, uint64_t id, const void *response,
+			    size_t len, ne_dns_response_verdict *ret_verdict)
+{
+	struct want w = { .type = NE_MSG_DNS_RESPONSE_VERDICT, .id = id };
+	struct ne_msg_dns_response m;
+	const struct dverdict *v;
+	struct hconfig *c;
+	struct ne_wbuf b;
+	int r;
+
+	if (!ret_verdict || (len && !response))
+		return -EINVAL;
+	if (len > NE_DNS_MESSAGE_MAX)
+		return -EMSGSIZE;
+	r = request(harness, config, &c);
+	if (r < 0)
+		return r;
+	v = dverdict_find(harness, id);
+	if (!v || v->kind != NE_DNS_VERDICT_FORWARD || !c->dns_responses) {
+		*ret_verdict = ne_dns_response_pass(); /* netextd passes it on unseen */
+		return 0;
+	}
+	m.provider = c->handle;
+	m.message.p = response ? response : "";
+	m.message.len = len;
+	b = hwbuf(harness);
+	r = send_frame(harness, ne_msg_dns_response_encode(&b, id, &m));
+	if (r < 0)
+		return r;
+	r = harness_wait(harness, &w);
+	if (r < 0)
+		return r;
+	ret_verdict->kind = harness->rverdict.kind;
+	ret_verdict->bytes = harness->rverdict.len ? harness->rverdict.bytes : NULL;
+	ret_verdict->len = harness->rverdict.len;
+	return 0;
+}
+
+int ne_harness_dns_settings(ne_harness *harness, const char *config, bool *ret_raw, bool *ret_responses)
+{
+	struct hconfig *c;
+	int r = request(harness, config, &c);
+
+	if (r < 0)
+		return r;
+	if (!c->has_dns_settings)
+		return -ENOENT;
+	if (ret_raw)
+		*ret_raw = c->dns_raw;
+	if (ret_responses)
+		*ret_responses = c->dns_responses;
 	return 0;
 }

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <netext/extension.h>
+#include <netext/filter.h>
 #include <stdbool.h>
 
 #include "wire.h"
@@ -20,9 +21,11 @@ size_t nelib_sanitize(char *dst, const char *s, size_t max);
 /* Milliseconds left until deadline_usec (monotonic), at least 0, at most cap_ms. */
 int nelib_ms_left(unsigned long long deadline_usec, int cap_ms);
 
-/* extension.c, for the provider types' own files (filter.c): */
+/* extension.c, for the provider types' own files (filter.c, dnsproxy.c): */
 struct ne_filter_ops;
 struct nelib_filter;
+struct ne_dns_proxy_ops;
+struct nelib_dns;
 int nelib_send(ne_extension *ext, int len);  /* sends the frame encoded in nelib_wbuf() */
 struct ne_wbuf nelib_wbuf(ne_extension *ext);
 ne_provider *nelib_find_provider(const ne_extension *ext, uint32_t handle);
@@ -30,9 +33,30 @@ bool nelib_provider_live(const ne_provider *pv);
 struct nelib_filter *nelib_provider_filter(ne_provider *pv, const struct ne_filter_ops **ret_ops,
 					   void **ret_userdata);
 uint32_t nelib_provider_handle(const ne_provider *pv);
+/* The provider's DNS state (NULL for other types, and unless it has started and is not
+ * stopping), its registration's DNS ops and userdata. */
+struct nelib_dns *nelib_provider_dns(ne_provider *pv, const struct ne_dns_proxy_ops **ret_ops,
+				     void **ret_userdata);
+/* Registers a dns-proxy provider with dns_ops already checked by dnsproxy.c. */
+int nelib_register_dns(ne_extension *ext, const struct ne_provider_ops *ops,
+		       const struct ne_dns_proxy_ops *dns_ops, void *userdata);
 
 /* filter.c: the filter-data provider's flows and settings. */
+/* A flow handle from a wire record, one allocation (free() frees it); NULL without memory.
+ * Also the flow of a DNS query (dnsproxy.c). */
+struct ne_flow_record;
+ne_flow *nelib_flow_new(const struct ne_flow_record *r);
 struct nelib_filter *nelib_filter_new(void);
 void nelib_filter_free(struct nelib_filter *f); /* NULL ok */
 /* Handles RESULT, FLOW_NEW and FLOW_REPORT: 0 or a protocol fault. */
 int nelib_filter_frame(ne_extension *ext, const struct ne_msg_hdr *h, const uint8_t *p, size_t len);
+
+/* dnsproxy.c: the dns-proxy provider's queries. */
+/* The state of a provider started with options (its "verdict_timeout_ms" tells how long the
+ * daemon waits for a verdict, so that LATER queries can be forgotten when it has given up). */
+struct nelib_dns *nelib_dns_new(const ne_options *options);
+void nelib_dns_free(struct nelib_dns *dns); /* NULL ok; frees every query still held */
+/* Sends DNS_SETTINGS for a provider whose start is about to complete successfully. */
+int nelib_dns_send_settings(ne_provider *pv, const struct ne_dns_proxy_ops *ops);
+/* Handles DNS_QUERY and DNS_RESPONSE: 0 or a protocol fault. */
+int nelib_dns_frame(ne_extension *ext, const struct ne_msg_hdr *h, const uint8_t *p, size_t len);

@@ -193,6 +193,56 @@ static int rt_flow_report(const uint8_t *p, size_t n, uint16_t type, uint64_t id
 	return ne_msg_flow_report_encode(b, &m);
 }
 
+static int rt_dns_settings(const uint8_t *p, size_t n, uint16_t type, uint64_t id, struct ne_wbuf *b)
+{
+	struct ne_msg_dns_settings m;
+
+	poison(&m, sizeof(m));
+	if (ne_msg_dns_settings_decode(p, n, &m) < 0)
+		return refused(&m, sizeof(m));
+	return ne_msg_dns_settings_encode(b, &m);
+}
+
+static int rt_dns_query(const uint8_t *p, size_t n, uint16_t type, uint64_t id, struct ne_wbuf *b)
+{
+	struct ne_msg_dns_query m;
+
+	poison(&m, sizeof(m));
+	if (ne_msg_dns_query_decode(p, n, &m) < 0)
+		return refused(&m, sizeof(m));
+	return ne_msg_dns_query_encode(b, id, &m);
+}
+
+static int rt_dns_verdict(const uint8_t *p, size_t n, uint16_t type, uint64_t id, struct ne_wbuf *b)
+{
+	struct ne_msg_dns_verdict m;
+
+	poison(&m, sizeof(m));
+	if (ne_msg_dns_verdict_decode(p, n, &m) < 0)
+		return refused(&m, sizeof(m));
+	return ne_msg_dns_verdict_encode(b, id, &m);
+}
+
+static int rt_dns_response(const uint8_t *p, size_t n, uint16_t type, uint64_t id, struct ne_wbuf *b)
+{
+	struct ne_msg_dns_response m;
+
+	poison(&m, sizeof(m));
+	if (ne_msg_dns_response_decode(p, n, &m) < 0)
+		return refused(&m, sizeof(m));
+	return ne_msg_dns_response_encode(b, id, &m);
+}
+
+static int rt_dns_response_verdict(const uint8_t *p, size_t n, uint16_t type, uint64_t id, struct ne_wbuf *b)
+{
+	struct ne_msg_dns_response_verdict m;
+
+	poison(&m, sizeof(m));
+	if (ne_msg_dns_response_verdict_decode(p, n, &m) < 0)
+		return refused(&m, sizeof(m));
+	return ne_msg_dns_response_verdict_encode(b, id, &m);
+}
+
 /* Indexed by type - 1. FLOW_NEW and FLOW_REPORT carry the flow's id in the header, not the
  * caller's. */
 static const struct codec codecs[NE_MSG_TYPE_MAX] = {
@@ -212,6 +262,11 @@ static const struct codec codecs[NE_MSG_TYPE_MAX] = {
 	{ NE_MSG_FLOW_NEW, false, rt_flow_new },
 	{ NE_MSG_FLOW_VERDICT, true, rt_flow_verdict },
 	{ NE_MSG_FLOW_REPORT, false, rt_flow_report },
+	{ NE_MSG_DNS_SETTINGS, false, rt_dns_settings },
+	{ NE_MSG_DNS_QUERY, true, rt_dns_query },
+	{ NE_MSG_DNS_VERDICT, true, rt_dns_verdict },
+	{ NE_MSG_DNS_RESPONSE, true, rt_dns_response },
+	{ NE_MSG_DNS_RESPONSE_VERDICT, true, rt_dns_response_verdict },
 };
 
 static void die(const struct codec *c, const char *why)
@@ -293,6 +348,34 @@ static void add_filter_frames(fuzz_add_fn add, void *userdata, struct ne_wbuf *b
 	add_frame(add, userdata, ne_msg_flow_report_encode(b, &fr));
 }
 
+static void add_dns_frames(fuzz_add_fn add, void *userdata, struct ne_wbuf *b)
+{
+	/* example. A, and an answer to it (192.0.2.1, TTL 60). */
+	static const char q[] = "\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00"
+				"\x07" "example" "\x00\x00\x01\x00\x01";
+	static const char a[] = "\x12\x34\x81\x80\x00\x01\x00\x01\x00\x00\x00\x00"
+				"\x07" "example" "\x00\x00\x01\x00\x01"
+				"\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04\xc0\x00\x02\x01";
+	struct ne_msg_dns_settings st = { 7, 0, true };
+	struct ne_msg_dns_query dq = { .provider = 7, .protocol = 17, .flow = {
+		.id = 77, .direction = 1, .family = 4, .protocol = 17, .local_addr = { 127, 0, 0, 1 },
+		.local_port = 40000, .remote_addr = { 10, 0, 0, 53 }, .remote_port = 53, .pid = 123,
+		.ppid = 1, .has_ids = true, .uid = 1000, .gid = 1000, .start_time = 4711,
+		.executable = { "/usr/bin/dig", 12 }, .cmdline = { "dig example", 11 } },
+		.message = { q, sizeof(q) - 1 } };
+	struct ne_msg_dns_verdict fwd = { 7, 1, { "10.0.0.53:53", 12 }, { "", 0 } };
+	struct ne_msg_dns_verdict ans = { 7, 2, { "", 0 }, { a, sizeof(a) - 1 } };
+	struct ne_msg_dns_response resp = { 7, { a, sizeof(a) - 1 } };
+	struct ne_msg_dns_response_verdict rv = { 7, 2, { a, sizeof(a) - 1 } };
+
+	add_frame(add, userdata, ne_msg_dns_settings_encode(b, &st));
+	add_frame(add, userdata, ne_msg_dns_query_encode(b, 77, &dq));
+	add_frame(add, userdata, ne_msg_dns_verdict_encode(b, 77, &fwd));
+	add_frame(add, userdata, ne_msg_dns_verdict_encode(b, 77, &ans));
+	add_frame(add, userdata, ne_msg_dns_response_encode(b, 77, &resp));
+	add_frame(add, userdata, ne_msg_dns_response_verdict_encode(b, 77, &rv));
+}
+
 void fuzz_seeds(fuzz_add_fn add, void *userdata)
 {
 	static const struct ne_view keys[] = { { "greeting", 8 }, { "mtu", 3 } };
@@ -321,4 +404,5 @@ void fuzz_seeds(fuzz_add_fn add, void *userdata)
 	add_frame(add, userdata, ne_msg_app_reply_encode(&b, 4, &reply));
 	add_frame(add, userdata, ne_msg_log_encode(&b, &lg));
 	add_filter_frames(add, userdata, &b);
+	add_dns_frames(add, userdata, &b);
 }

@@ -11,6 +11,7 @@
 #   daemon_pid / ext_pid ID                   pids
 #   D_NS D_DIR D_SOCK D_LOG D_CGROUP          what the last daemon_start set
 #   D_DEVELOPER=0                             start without --developer (default 1)
+#   D_CONF_EXTRA=$'[dns]\nroute = …'            lines appended to netextd.conf
 
 . "$(dirname "${BASH_SOURCE[0]}")/netns.sh"
 ns_init
@@ -52,6 +53,8 @@ heartbeat_timeout_ms = 1500
 stop_timeout_ms = 2000
 restart_window_s = 30
 CONF
+	# Extra lines (e.g. a [dns] section) from the test.
+	[ -z "${D_CONF_EXTRA:-}" ] || printf '%s\n' "$D_CONF_EXTRA" >> "$D_DIR/netextd.conf"
 	nsenter --net=/run/netns/"$D_NS" "$NETEXTD" --config "$D_DIR/netextd.conf" \
 		--state-dir "$D_DIR/state" --run-dir "$D_DIR/run" --cgroup "$D_CGROUP" \
 		$([ "${D_DEVELOPER:-1}" = 1 ] && echo --developer) -v "$@" >>"$D_LOG" 2>&1 &

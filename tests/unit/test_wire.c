@@ -177,6 +177,171 @@ static void test_socket_fds(void **state)
 	(void)state;
 }
 
+
+/* --- dns proxy ------------------------------------------------------------------------ */
+
+#define PAYLOAD(len) (frame + NE_WIRE_HDR_LEN), ((size_t)(len) - NE_WIRE_HDR_LEN)
+
+static const uint8_t dns_q[] = { 0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0,
+				 7, 'e', 'x', 'a', 'm', 'p', 'l', 'e', 0, 0, 1, 0, 1 };
+
+static struct ne_flow_record dns_flow(void)
+{
+	struct ne_flow_record f = { .id = 99, .direction = 1, .family = 6, .protocol = 17,
+				    .local_port = 40000, .remote_port = 53, .pid = 321, .ppid = 1,
+				    .has_ids = true, .uid = 1000, .gid = 1000, .start_time = 5,
+				    .executable = { "/usr/bin/dig", 12 }, .cmdline = { "dig example", 11 } };
+
+	f.local_addr[15] = 1;
+	f.remote_addr[0] = 0xfd;
+	f.remote_addr[15] = 0x53;
+	return f;
+}
+
+static void test_dns_settings(void **state)
+{
+	struct ne_wbuf b = { frame, 0, sizeof(frame), 0 };
+	struct ne_msg_dns_settings m = { 7, 1, true }, d;
+	struct ne_msg_hdr h;
+	int len;
+
+	len = ne_msg_dns_settings_encode(&b, &m);
+	assert_int_equal(len, NE_WIRE_HDR_LEN + 6);
+	assert_int_equal(ne_msg_hdr_decode(frame, (size_t)len, &h), 0);
+	assert_int_equal(h.type, NE_MSG_DNS_SETTINGS);
+	assert_int_equal(h.id, 0);
+	assert_int_equal(ne_msg_dns_settings_decode(PAYLOAD(len), &d), 0);
+	assert_int_equal(d.provider, 7);
+	assert_int_equal(d.mode, 1);
+	assert_true(d.want_responses);
+	/* Mode and bool in range, exact length. */
+	frame[NE_WIRE_HDR_LEN + 4] = 2;
+	assert_int_equal(ne_msg_dns_settings_decode(PAYLOAD(len), &d), -EBADMSG);
+	frame[NE_WIRE_HDR_LEN + 4] = 0;
+	frame[NE_WIRE_HDR_LEN + 5] = 2;
+	assert_int_equal(ne_msg_dns_settings_decode(PAYLOAD(len), &d), -EBADMSG);
+	frame[NE_WIRE_HDR_LEN + 5] = 0;
+	assert_int_equal(ne_msg_dns_settings_decode(PAYLOAD(len), &d), 0);
+	assert_false(d.want_responses);
+	assert_int_equal(ne_msg_dns_settings_decode(PAYLOAD(len - 1), &d), -EBADMSG);
+	assert_int_equal(ne_msg_dns_settings_decode(PAYLOAD(len + 1), &d), -EBADMSG);
+	assert_string_equal(ne_msg_type_name(NE_MSG_DNS_SETTINGS), "DNS_SETTINGS");
+	(void)state;
+}
+
+static void test_dns_query(void **state)
+{
+	struct ne_wbuf b = { frame, 0, sizeof(frame), 0 };
+	struct ne_msg_dns_query m = { .provider = 3, .protocol = 17, .flow = dns_flow(),
+				      .message = { (const char *)dns_q, sizeof(dns_q) } }, d;
+	struct ne_msg_hdr h;
+	int len, cut;
+
+	len = ne_msg_dns_query_encode(&b, 99, &m);
+	assert_true(len > 0);
+	assert_int_equal(ne_msg_hdr_decode(frame, (size_t)len, &h), 0);
+	assert_int_equal(h.id, 99);
+	assert_int_equal(ne_msg_dns_query_decode(PAYLOAD(len), &d), 0);
+	assert_int_equal(d.provider, 3);
+	assert_int_equal(d.protocol, 17);
+	assert_int_equal(d.flow.family, 6);
+	assert_int_equal(d.flow.remote_port, 53);
+	assert_int_equal(d.flow.pid, 321);
+	assert_true(eqv(d.flow.executable, "/usr/bin/dig"));
+	assert_int_equal(d.message.len, sizeof(dns_q));
+	assert_memory_equal(d.message.p, dns_q, sizeof(dns_q));
+	for (cut = NE_WIRE_HDR_LEN; cut < len; cut++)
+		assert_int_equal(ne_msg_dns_query_decode(PAYLOAD(cut), &d), -EBADMSG);
+	/* Only UDP and TCP. */
+	frame[NE_WIRE_HDR_LEN + 4] = 1;
+	assert_int_equal(ne_msg_dns_query_decode(PAYLOAD(len), &d), -EBADMSG);
+	frame[NE_WIRE_HDR_LEN + 4] = 6;
+	assert_int_equal(ne_msg_dns_query_decode(PAYLOAD(len), &d), 0);
+	assert_int_equal(d.protocol, 6);
+	assert_false(ne_msg_from_extension(NE_MSG_DNS_QUERY));
+	assert_false(ne_msg_from_extension(NE_MSG_DNS_RESPONSE));
+	(void)state;
+}
+
+static void test_dns_verdicts(void **state)
+{
+	struct ne_wbuf b = { frame, 0, sizeof(frame), 0 };
+	struct ne_msg_dns_verdict v = { 3, 1, V("10.0.0.53:53"), { (const char *)dns_q, sizeof(dns_q) } }, dv;
+	struct ne_msg_dns_response r = { 3, { (const char *)dns_q, sizeof(dns_q) } }, dr;
+	struct ne_msg_dns_response_verdict rv = { 3, 2, { (const char *)dns_q, sizeof(dns_q) } }, drv;
+	int len, k;
+
+	len = ne_msg_dns_verdict_encode(&b, 5, &v);
+	assert_int_equal(ne_msg_dns_verdict_decode(PAYLOAD(len), &dv), 0);
+	assert_int_equal(dv.kind, 1);
+	assert_true(eqv(dv.target, "10.0.0.53:53"));
+	assert_int_equal(dv.message.len, sizeof(dns_q));
+	/* Kinds 1..4: LATER never travels. */
+	for (k = 0; k < 256; k++) {
+		frame[NE_WIRE_HDR_LEN + 4] = (uint8_t)k;
+		assert_int_equal(ne_msg_dns_verdict_decode(PAYLOAD(len), &dv), k >= 1 && k <= 4 ? 0 : -EBADMSG);
+	}
+	v.target = V("");
+	v.message = V("");
+	len = ne_msg_dns_verdict_encode(&b, 5, &v);
+	assert_int_equal(len, NE_WIRE_HDR_LEN + 4 + 1 + 2 + 4);
+	assert_int_equal(ne_msg_dns_verdict_decode(PAYLOAD(len), &dv), 0);
+	assert_int_equal(dv.target.len, 0);
+	assert_int_equal(dv.message.len, 0);
+
+	len = ne_msg_dns_response_encode(&b, 5, &r);
+	assert_int_equal(ne_msg_dns_response_decode(PAYLOAD(len), &dr), 0);
+	assert_int_equal(dr.message.len, sizeof(dns_q));
+	assert_int_equal(ne_msg_dns_response_decode(PAYLOAD(len - 1), &dr), -EBADMSG);
+
+	len = ne_msg_dns_response_verdict_encode(&b, 5, &rv);
+	for (k = 0; k < 256; k++) {
+		frame[NE_WIRE_HDR_LEN + 4] = (uint8_t)k;
+		assert_int_equal(ne_msg_dns_response_verdict_decode(PAYLOAD(len), &drv),
+				 k >= 1 && k <= 3 ? 0 : -EBADMSG);
+	}
+	assert_true(ne_msg_from_extension(NE_MSG_DNS_SETTINGS));
+	assert_true(ne_msg_from_extension(NE_MSG_DNS_VERDICT));
+	assert_true(ne_msg_from_extension(NE_MSG_DNS_RESPONSE_VERDICT));
+	(void)state;
+}
+
+/* DNS messages are at most 65535 bytes (their TCP length prefix), target strings at most
+ * NE_WIRE_STR_MAX: encoders refuse more, decoders too. */
+static void test_dns_limits(void **state)
+{
+	static char big[65536], target[NE_WIRE_STR_MAX + 1];
+	struct ne_wbuf b = { frame, 0, sizeof(frame), 0 };
+	struct ne_msg_dns_verdict v = { 3, 2, V(""), { big, sizeof(big) } }, dv;
+	struct ne_msg_dns_response r = { 3, { big, sizeof(big) } };
+	struct ne_msg_dns_response_verdict rv = { 3, 2, { big, sizeof(big) } };
+	struct ne_msg_dns_query q = { .provider = 3, .protocol = 6, .flow = dns_flow(),
+				      .message = { big, sizeof(big) } };
+	int len;
+
+	assert_int_equal(ne_msg_dns_verdict_encode(&b, 1, &v), -EMSGSIZE);
+	assert_int_equal(ne_msg_dns_response_encode(&b, 1, &r), -EMSGSIZE);
+	assert_int_equal(ne_msg_dns_response_verdict_encode(&b, 1, &rv), -EMSGSIZE);
+	assert_int_equal(ne_msg_dns_query_encode(&b, 1, &q), -EMSGSIZE);
+	q.message.len = 65535;
+	assert_true(ne_msg_dns_query_encode(&b, 1, &q) > 65535);
+	/* A 65536-byte blob built by hand is refused by the decoder. */
+	v.message.len = 65535;
+	len = ne_msg_dns_verdict_encode(&b, 1, &v);
+	assert_true(len > 0);
+	assert_int_equal(ne_msg_dns_verdict_decode(PAYLOAD(len), &dv), 0);
+	frame[NE_WIRE_HDR_LEN + 4 + 1 + 2 + 1] = 1; /* blob length 0x0000ffff → 0x00010000 */
+	frame[NE_WIRE_HDR_LEN + 4 + 1 + 2 + 2] = 0;
+	frame[NE_WIRE_HDR_LEN + 4 + 1 + 2 + 3] = 0;
+	frame[len] = 0;
+	assert_int_equal(ne_msg_dns_verdict_decode(PAYLOAD(len + 1), &dv), -EBADMSG);
+	memset(target, 'a', sizeof(target));
+	v.message.len = 0;
+	v.target = (struct ne_view){ target, sizeof(target) };
+	assert_int_equal(ne_msg_dns_verdict_encode(&b, 1, &v), -EMSGSIZE);
+	(void)state;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -186,6 +351,10 @@ int main(void)
 		cmocka_unit_test(test_start_refused_leaves_output),
 		cmocka_unit_test(test_overflow),
 		cmocka_unit_test(test_socket_fds),
+		cmocka_unit_test(test_dns_settings),
+		cmocka_unit_test(test_dns_query),
+		cmocka_unit_test(test_dns_verdicts),
+		cmocka_unit_test(test_dns_limits),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
