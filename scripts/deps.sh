@@ -12,7 +12,7 @@ BUILD_PKGS=(
 RUN_PKGS=(iproute2 nftables util-linux procps psmisc)
 # demo/demo.sh's web client and DNS server (its content filter part).
 DEMO_PKGS=(curl dnsmasq-base)
-TEST_PKGS=(curl netcat-openbsd bind9-dnsutils dnsmasq-base iperf3 libldns-dev)
+TEST_PKGS=(curl netcat-openbsd bind9-dnsutils knot-dnsutils dnsmasq-base iperf3 libldns-dev)
 
 want=("${BUILD_PKGS[@]}" "${RUN_PKGS[@]}" "${DEMO_PKGS[@]}")
 case "${1:-}" in

@@ -30,3 +30,6 @@ int ctl_send_line(int fd, const char *s);
 /* flows_cmds.c: the content filter's flows. */
 int cmd_flows(int argc, char **argv);  /* flows [--pending] [--follow] | flows allow|drop ID */
 int cmd_filter(int argc, char **argv); /* filter: configurations and counters */
+
+/* dns_cmds.c: split-DNS routes and the DNS proxy's status. */
+int cmd_dns(int argc, char **argv);    /* dns route add|del|list | dns status */

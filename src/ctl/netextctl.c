@@ -57,6 +57,12 @@ static void usage(FILE *f)
 		"  flows [--pending] [--follow]   flows seen by the content filter (--follow: live)\n"
 		"  flows allow ID | flows drop ID decide a paused or pending flow\n"
 		"  filter                         content filter configurations and counters\n"
+		"  dns route add SUFFIX SERVER [SERVER...]\n"
+		"                                 send names under SUFFIX to SERVERs (\".\": the default)\n"
+		"  dns route add --exempt SUFFIX  send names under SUFFIX to the default route\n"
+		"  dns route del SUFFIX           delete a route added with dns route add\n"
+		"  dns route list                 split-DNS routes, the default route and their sources\n"
+		"  dns status                     DNS interception, engine and provider counters\n"
 		"  dev register ID EXECUTABLE [--user USER]   (developer mode only)\n"
 		"  dev unregister ID\n"
 		"  raw METHOD JSON-PARAMS         send any request (for scripts)\n"
@@ -957,6 +963,8 @@ static int dispatch(int argc, char **argv)
 		return cmd_flows(argc, argv);
 	if (!strcmp(cmd, "filter"))
 		return cmd_filter(argc, argv);
+	if (!strcmp(cmd, "dns"))
+		return cmd_dns(argc, argv);
 	if (!strcmp(cmd, "dev"))
 		return cmd_dev(argc, argv);
 	if (!strcmp(cmd, "raw"))

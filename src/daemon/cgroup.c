@@ -16,6 +16,8 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "daemon.h"
+#include "dp_nft.h"
 #include "util.h"
 
 #define CGROUP_FILE_MAX (4u << 20)   /* mountinfo with thousands of mounts still fits */
@@ -467,4 +469,33 @@ int cgroup_remove(const char *mount, const char *rel)
 	if (!S_ISDIR(st.st_mode))
 		return -ENOTDIR;
 	return remove_tree(path, 0);
+}
+
+int cgroup_match(const char *mount, const char *rel, struct dp_match *ret)
+{
+	char path[2 * PATH_MAX];
+	struct stat st;
+	uint32_t level = 0;
+	const char *p;
+
+	while (*rel == '/')
+		rel++;
+	if (!mount[0] || !rel[0])
+		return -ENOENT;
+	snprintf(path, sizeof(path), "%s/%s", mount, rel);
+	if (stat(path, &st) < 0)
+		return ne_negerrno();
+	/* The level is the number of path components below the root: "a/b" is level 2. */
+	for (p = rel; *p; p++)
+		if (*p != '/' && (p == rel || p[-1] == '/'))
+			level++;
+	*ret = (struct dp_match){ .kind = DP_MATCH_CGROUPV2, .cgroup = { level, st.st_ino } };
+	return 0;
+}
+
+int cgroup_exempt_match(struct daemon *d, struct dp_match *ret)
+{
+	if (!d->cgroup_mount[0] || !d->cgroup_base[0])
+		return -ENOENT;
+	return cgroup_match(d->cgroup_mount, d->cgroup_base, ret);
 }

@@ -27,3 +27,13 @@ int cgroup_open_procs(const char *mount, const char *rel);
 /* The pids in mount/rel/cgroup.procs (not its descendants). -ENOBUFS when more than max; on
  * failure ret_n is untouched but ret may hold a partial list. */
 int cgroup_pids(const char *mount, const char *rel, pid_t *ret, size_t max, size_t *ret_n);
+
+/* nftables matches on a cgroup (`socket cgroupv2 level N <inode>`), for the datapath. */
+struct daemon;
+struct dp_match;
+/* The match for mount/rel: its level (path components below the root) and its directory's
+ * inode, which is the cgroup id the kernel compares. -ENOENT for the root (rel "" or "/"). */
+int cgroup_match(const char *mount, const char *rel, struct dp_match *ret);
+/* The cgroup every extension runs below (d->cgroup_base): their traffic is not filtered or
+ * proxied by netextd. -ENOENT when extensions have no cgroup of their own. */
+int cgroup_exempt_match(struct daemon *d, struct dp_match *ret);

@@ -24,6 +24,7 @@
 
 #include "control.h"
 #include "daemon.h"
+#include "dnsctl.h"
 #include "dnsprov.h"
 #include "dnsproxy.h"
 #include "filter.h"
@@ -757,6 +758,22 @@ static void m_dns_status(struct control *c, struct ctl_req *req, json_t *params)
 	(void)params;
 }
 
+/* Split-DNS routes: dnsctl.c. */
+static void m_dns_route_add(struct control *c, struct ctl_req *req, json_t *params)
+{
+	dnsctl_route_add(c->d, req, params, req->client->cred.uid);
+}
+
+static void m_dns_route_del(struct control *c, struct ctl_req *req, json_t *params)
+{
+	dnsctl_route_del(c->d, req, params, req->client->cred.uid);
+}
+
+static void m_dns_route_list(struct control *c, struct ctl_req *req, json_t *params)
+{
+	dnsctl_route_list(c->d, req, params);
+}
+
 struct method {
 	const char *name;
 	bool admin;
@@ -789,6 +806,10 @@ static const struct method methods[] = {
 	{ "flows.follow", true, m_flows_follow },
 	{ "filter.status", true, m_filter_status },
 	{ "dns.status", true, m_dns_status },
+	/* Routes name internal domains and their servers: administrators only, listing too. */
+	{ "dns.route.add", true, m_dns_route_add },
+	{ "dns.route.del", true, m_dns_route_del },
+	{ "dns.route.list", true, m_dns_route_list },
 };
 
 static const struct method *method_find(const char *name)

@@ -311,6 +311,20 @@ static int match_port(struct nftnl_rule *r, const struct dp_match *m)
 	return err < 0 ? err : put_cmp(r, m->neg, &port, sizeof(port));
 }
 
+static int match_nfproto(struct nftnl_rule *r, const struct dp_match *m)
+{
+	int err = put_meta_load(r, NFT_META_NFPROTO);
+
+	return err < 0 ? err : put_cmp(r, m->neg, &m->nfproto, sizeof(m->nfproto));
+}
+
+static int match_skuid(struct nftnl_rule *r, const struct dp_match *m)
+{
+	int err = put_meta_load(r, NFT_META_SKUID);
+
+	return err < 0 ? err : put_cmp(r, m->neg, &m->uid, sizeof(m->uid));
+}
+
 static int put_match(struct nftnl_rule *r, const struct dp_match *m)
 {
 	switch (m->kind) {
@@ -329,6 +343,10 @@ static int put_match(struct nftnl_rule *r, const struct dp_match *m)
 	case DP_MATCH_DPORT:
 	case DP_MATCH_SPORT:
 		return match_port(r, m);
+	case DP_MATCH_NFPROTO:
+		return match_nfproto(r, m);
+	case DP_MATCH_SKUID:
+		return match_skuid(r, m);
 	}
 	return -EINVAL;
 }
@@ -408,6 +426,41 @@ static int mark_set(struct nftnl_rule *r, const struct dp_action *a)
 	return rule_add(r, e);
 }
 
+static int put_imm(struct nftnl_rule *r, uint32_t reg, const void *data, uint32_t len)
+{
+	struct nftnl_expr *e = nftnl_expr_alloc("immediate");
+
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG, reg);
+		nftnl_expr_set(e, NFTNL_EXPR_IMM_DATA, data, len);
+	}
+	return rule_add(r, e);
+}
+
+/* `tproxy ip to 127.0.0.1:7153` as nft emits it: address and port loaded into registers,
+ * then the tproxy expression of one family. */
+static int tproxy(struct nftnl_rule *r, const struct dp_action *a)
+{
+	bool v6 = a->tproxy.family == AF_INET6;
+	uint16_t port = htons(a->tproxy.port);
+	struct nftnl_expr *e;
+	int err;
+
+	if (a->tproxy.family != AF_INET && !v6)
+		return -EINVAL;
+	if ((err = put_imm(r, NFT_REG_1, v6 ? (const void *)&a->tproxy.v6 : (const void *)&a->tproxy.v4,
+			   v6 ? 16 : 4)) < 0 ||
+	    (err = put_imm(r, NFT_REG_2, &port, sizeof(port))) < 0)
+		return err;
+	e = nftnl_expr_alloc("tproxy");
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_TPROXY_FAMILY, v6 ? NFPROTO_IPV6 : NFPROTO_IPV4);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_TPROXY_REG_ADDR, NFT_REG_1);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_TPROXY_REG_PORT, NFT_REG_2);
+	}
+	return rule_add(r, e);
+}
+
 static int put_action(struct nftnl_rule *r, const struct dp_action *a, enum dp_queue_backend qb)
 {
 	switch (a->kind) {
@@ -420,6 +473,8 @@ static int put_action(struct nftnl_rule *r, const struct dp_action *a, enum dp_q
 	case DP_ACTION_META_MARK_SET:
 	case DP_ACTION_CT_MARK_SET:
 		return mark_set(r, a);
+	case DP_ACTION_TPROXY:
+		return tproxy(r, a);
 	}
 	return -EINVAL;
 }

@@ -19,7 +19,7 @@ struct mnl_nlmsg_batch;
 #define DP_NFT_NAME_MAX 64 /* table and chain names, including the NUL */
 #define DP_RULE_MAX_MATCHES 8
 #define DP_RULE_MAX_ACTIONS 4
-#define DP_RULESET_MAX_CHAINS 8
+#define DP_RULESET_MAX_CHAINS 12
 /* A batch given to dp_nft_build() must have this many bytes of room past its limit: libmnl
  * writes a message before it checks the limit. One rule message stays far below it. */
 #define DP_NFT_BATCH_SLACK 16384
@@ -61,6 +61,8 @@ enum dp_match_kind {
 	DP_MATCH_SADDR,
 	DP_MATCH_DPORT,    /* th dport: combine with DP_MATCH_L4PROTO */
 	DP_MATCH_SPORT,
+	DP_MATCH_NFPROTO,  /* meta nfproto: NFPROTO_IPV4 or NFPROTO_IPV6 */
+	DP_MATCH_SKUID,    /* meta skuid: the uid owning the packet's local socket */
 };
 
 /* ct state bits, as the kernel's NF_CT_STATE_BIT() encodes them. */
@@ -93,6 +95,8 @@ struct dp_match {
 			uint8_t prefix;
 		} addr;
 		uint16_t port; /* host byte order */
+		uint8_t nfproto; /* NFPROTO_IPV4, NFPROTO_IPV6 */
+		uint32_t uid;
 	};
 };
 
@@ -102,6 +106,7 @@ enum dp_action_kind {
 	DP_ACTION_QUEUE,
 	DP_ACTION_META_MARK_SET,
 	DP_ACTION_CT_MARK_SET,
+	DP_ACTION_TPROXY,  /* prerouting only; not a verdict: follow it with accept */
 };
 
 #define DP_QUEUE_F_BYPASS (1u << 0) /* accept when no reader is bound (fail open) */
@@ -116,6 +121,14 @@ struct dp_action {
 			uint32_t flags; /* DP_QUEUE_F_* */
 		} queue;
 		uint32_t mark;
+		struct {
+			int family; /* AF_INET or AF_INET6: the packets it applies to (match nfproto) */
+			union {
+				struct in_addr v4;
+				struct in6_addr v6;
+			};
+			uint16_t port; /* host byte order */
+		} tproxy;
 	};
 	/* Mark actions: bits of the old mark to keep (host order); 0 overwrites the whole mark. */
 	uint32_t mark_keep;

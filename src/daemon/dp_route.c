@@ -161,6 +161,8 @@ static int rule_cb(const struct nlmsghdr *nlh, void *ud)
 
 	if (attr_table(nlh, sizeof(*frh), FRA_TABLE, frh->table) != f->table || f->n >= FLUSH_MAX)
 		return MNL_CB_OK;
+	/* Items are reused across families: attributes a message lacks must read as 0. */
+	memset(&f->item[f->n], 0, sizeof(f->item[f->n]));
 	f->item[f->n].rule = true;
 	f->item[f->n].family = frh->family;
 	mnl_attr_for_each(a, nlh, sizeof(*frh)) {
@@ -184,6 +186,7 @@ static int route_cb(const struct nlmsghdr *nlh, void *ud)
 
 	if (attr_table(nlh, sizeof(*rtm), RTA_TABLE, rtm->rtm_table) != f->table || f->n >= FLUSH_MAX)
 		return MNL_CB_OK;
+	memset(&f->item[f->n], 0, sizeof(f->item[f->n]));
 	f->item[f->n].rule = false;
 	f->item[f->n].family = rtm->rtm_family;
 	f->item[f->n].dst_len = rtm->rtm_dst_len;

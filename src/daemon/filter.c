@@ -38,6 +38,7 @@
 
 #include <netext/filter.h>
 
+#include "cgroup.h"
 #include "ctevents.h"
 #include "daemon.h"
 #include "dns.h"
@@ -1212,6 +1213,12 @@ static void on_dns_message(const struct pi_tuple *t, const uint8_t *msg, size_t 
 	(void)ud;
 }
 
+bool filter_active(struct daemon *d)
+{
+	(void)d;
+	return F && F->n_cfgs > 0;
+}
+
 void filter_learn_answer(struct daemon *d, const struct pi_process *proc, const struct dns_msg *m)
 {
 	struct nc_owner owner = { 0, 0 };
@@ -1453,27 +1460,6 @@ static int add(struct dp_ruleset *rs, size_t chain, const struct dp_match *m, si
 	return dp_ruleset_add_rule(rs, &r);
 }
 
-/* The cgroup every extension runs below, for `socket cgroupv2 level N`. */
-static int exempt_match(struct daemon *d, struct dp_match *ret)
-{
-	char path[2 * PATH_MAX];
-	struct stat st;
-	uint32_t level = 0;
-	const char *p;
-
-	if (!d->cgroup_mount[0] || !d->cgroup_base[0])
-		return -ENOENT;
-	snprintf(path, sizeof(path), "%s/%s", d->cgroup_mount, d->cgroup_base);
-	if (stat(path, &st) < 0)
-		return ne_negerrno();
-	/* The level is the number of path components below the root: "a/b" is level 2. */
-	for (p = d->cgroup_base; *p; p++)
-		if (*p != '/' && (p == d->cgroup_base || p[-1] == '/'))
-			level++;
-	*ret = (struct dp_match){ .kind = DP_MATCH_CGROUPV2, .cgroup = { level, st.st_ino } };
-	return 0;
-}
-
 static int chain_rules(struct daemon *d, struct dp_ruleset *rs, size_t ch, bool input)
 {
 	const struct dp_action accept = { .kind = DP_ACTION_ACCEPT }, drop = { .kind = DP_ACTION_DROP };
@@ -1509,7 +1495,7 @@ static int chain_rules(struct daemon *d, struct dp_ruleset *rs, size_t ch, bool 
 	r |= add(rs, ch, m, 1, store_allow, 2);
 	m[0] = m_mark(DP_MATCH_META_MARK, FILTER_MARK_DROP);
 	r |= add(rs, ch, m, 1, &drop, 1);
-	if (exempt_match(d, &m[0]) == 0)
+	if (cgroup_exempt_match(d, &m[0]) == 0)
 		r |= add(rs, ch, m, 1, &accept, 1);
 	for (i = 0; i < 2; i++) {
 		m[0] = (struct dp_match){ .kind = DP_MATCH_CT_STATE, .ct_state = DP_CT_NEW };

@@ -40,6 +40,9 @@ void filter_provider_gone(struct daemon *d, const char *config, const char *why)
 int filter_on_settings(struct daemon *d, const char *config, uint64_t id, const uint8_t *p, size_t len);
 int filter_on_verdict(struct daemon *d, const char *config, uint64_t flow_id, const uint8_t *p, size_t len);
 
+/* Whether a filter configuration is enabled: the DNS proxy then attributes each query to its
+ * process, so that the names it learns are keyed by the asking process. Cheap. */
+bool filter_active(struct daemon *d);
 /* The DNS proxy learned an answer for proc's query (NULL: process unknown): the name cache
  * behind flow hostnames (namecache.h). */
 struct pi_process;

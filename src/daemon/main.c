@@ -23,6 +23,7 @@
 
 #include "cgroup.h"
 #include "daemon.h"
+#include "dnsctl.h"
 #include "dnsprov.h"
 #include "dnsproxy.h"
 #include "dnsroutes.h"
@@ -283,8 +284,8 @@ static void final_cleanup(struct daemon *d)
 	d->store = NULL;
 }
 
-/* Split-DNS routes: the configuration file's now; the control API's are loaded from the store
- * by the control side; the default route falls back to resolv.conf. */
+/* Split-DNS routes: the configuration file's first (they win over stored ones), then the
+ * control API's from the store (dnsctl_load); the default route falls back to resolv.conf. */
 static int setup_dns_routes(struct daemon *d)
 {
 	int r = dnsroutes_new(&d->dns_routes);
@@ -340,6 +341,8 @@ static int run(struct daemon *d)
 		goto fail;
 	}
 	r = setup_dns_routes(d);
+	if (r == 0)
+		r = dnsctl_load(d);
 	if (r == 0)
 		r = dnsprov_init(d);
 	if (r == 0)

@@ -78,6 +78,12 @@ static const char *const store_migrations[] = {
 	"  requester_pid INTEGER NOT NULL,"
 	"  source TEXT NOT NULL,"
 	"  created INTEGER NOT NULL);",
+	/* 3: split-DNS routes added through the control API (docs/dns.md) */
+	"CREATE TABLE dns_routes ("
+	"  suffix TEXT PRIMARY KEY,"
+	"  exempt INTEGER NOT NULL,"
+	"  servers TEXT NOT NULL,"
+	"  created INTEGER NOT NULL);",
 };
 
 /* Maps an SQLite result code to a negative errno and logs the database's message. */
@@ -839,6 +845,87 @@ int store_request_foreach(struct store *s, int (*fn)(const struct store_request 
 out:
 	sqlite3_finalize(st);
 	return r;
+}
+
+/* ---- split-DNS routes -------------------------------------------------------------- */
+
+static int dns_route_valid(const struct store_dns_route *r)
+{
+	if (!field_ok(r->suffix, sizeof(r->suffix)) || !memchr(r->servers, 0, sizeof(r->servers)))
+		return -EINVAL;
+	if (r->exempt ? r->servers[0] != '\0' : r->servers[0] == '\0')
+		return -EINVAL;
+	return 0;
+}
+
+int store_dns_route_put(struct store *s, const struct store_dns_route *r)
+{
+	sqlite3_stmt *st;
+	int e;
+
+	e = dns_route_valid(r);
+	if (e < 0)
+		return e;
+	e = tx_begin(s->db);
+	if (e < 0)
+		return e;
+	/* A replaced route keeps its creation time: it is the same route, edited. */
+	e = prepare(s->db, "INSERT INTO dns_routes(suffix, exempt, servers, created) VALUES(?1, ?2, ?3, ?4) "
+			   "ON CONFLICT(suffix) DO UPDATE SET exempt = ?2, servers = ?3", &st);
+	if (e >= 0) {
+		bind_text(st, 1, r->suffix);
+		sqlite3_bind_int(st, 2, r->exempt);
+		bind_text(st, 3, r->servers);
+		sqlite3_bind_int64(st, 4, created_or_now(r->created));
+		e = step_done(s->db, st);
+	}
+	return tx_end(s->db, e);
+}
+
+int store_dns_route_delete(struct store *s, const char *suffix)
+{
+	return change_one(s->db, "DELETE FROM dns_routes WHERE suffix = ?1", suffix);
+}
+
+static int dns_route_from_row(sqlite3_stmt *st, struct store_dns_route *ret)
+{
+	struct store_dns_route r;
+	int e;
+
+	e = column_copy(st, 0, r.suffix, sizeof(r.suffix));
+	if (e >= 0)
+		e = column_copy(st, 2, r.servers, sizeof(r.servers));
+	if (e < 0)
+		return e;
+	r.exempt = sqlite3_column_int(st, 1) != 0;
+	r.created = sqlite3_column_int64(st, 3);
+	*ret = r;
+	return 0;
+}
+
+int store_dns_route_foreach(struct store *s, int (*fn)(const struct store_dns_route *r, void *userdata),
+			    void *userdata)
+{
+	struct store_dns_route r;
+	sqlite3_stmt *st;
+	int e, rc;
+
+	e = prepare(s->db, "SELECT suffix, exempt, servers, created FROM dns_routes ORDER BY suffix", &st);
+	if (e < 0)
+		return e;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		e = dns_route_from_row(st, &r);
+		if (e < 0)
+			goto out;
+		e = fn(&r, userdata);
+		if (e != 0)
+			goto out;
+	}
+	if (rc != SQLITE_DONE)
+		e = sql_error(s->db, rc, "list dns routes");
+out:
+	sqlite3_finalize(st);
+	return e;
 }
 
 int store_reset(struct store *s)

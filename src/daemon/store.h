@@ -1,5 +1,6 @@
-/* The daemon's persistent state: extensions, their configurations and options, in one
- * SQLite database under the state directory (<state_dir>/netext.db).
+/* The daemon's persistent state: extensions, their configurations and options, and the
+ * split-DNS routes of the control API, in one SQLite database under the state directory
+ * (<state_dir>/netext.db).
  *
  * One daemon owns a state directory: store_open takes an exclusive flock on
  * <state_dir>/lock and keeps it until store_close. The handle is for one thread.
@@ -65,6 +66,15 @@ struct store_config {
 	char **values;
 };
 
+/* A split-DNS route added through the control API (dnsroutes.h holds the parsed form). The
+ * store keeps text: validating it is dnsroutes' business, done again when it is loaded. */
+struct store_dns_route {
+	char suffix[256];  /* normalized; "." for the default route */
+	bool exempt;       /* then servers is "" */
+	char servers[512]; /* space-separated, as dnsroutes_format_server() writes them */
+	int64_t created;   /* unix seconds; 0 on put means "now"; kept when a route is replaced */
+};
+
 /* Creates state_dir (0700) when missing, locks it, opens the database and brings its
  * schema up to date. -EBUSY when another process holds the directory,
  * -EPROTONOSUPPORT when the database was written by a newer netextd. */
@@ -99,7 +109,8 @@ int store_request_delete(struct store *s, int64_t id);
 /* In id order; a non-zero return from fn stops the walk and is returned. */
 int store_request_foreach(struct store *s, int (*fn)(const struct store_request *r, void *userdata),
 			  void *userdata);
-/* Deletes every extension, configuration and request in one transaction. */
+/* Deletes every extension, configuration and request in one transaction (DNS routes are
+ * the administrator's, not the extensions': they stay). */
 int store_reset(struct store *s);
 
 /* put: -EEXIST when the name is taken, -ENOENT when the extension does not exist,
@@ -114,6 +125,15 @@ int store_config_set_enabled(struct store *s, const char *name, bool enabled);
 int store_config_foreach(struct store *s, const char *extension,
 			 int (*fn)(const struct store_config *c, void *userdata), void *userdata);
 void store_config_clear(struct store_config *c);
+
+/* Adds r, or replaces the route with the same suffix. -EINVAL for an empty suffix, servers
+ * with an exempt route or none without. */
+int store_dns_route_put(struct store *s, const struct store_dns_route *r);
+/* -ENOENT when there is no route for suffix. */
+int store_dns_route_delete(struct store *s, const char *suffix);
+/* In suffix order; a non-zero return from fn stops the walk and is returned. */
+int store_dns_route_foreach(struct store *s, int (*fn)(const struct store_dns_route *r, void *userdata),
+			    void *userdata);
 
 /* The migration runner, exposed for tests: brings db from its user_version to n by
  * applying migrations[version..n-1], each in its own transaction with its version bump,

@@ -273,6 +273,91 @@ static void test_matches_and_actions(void **state)
 	dp_ruleset_free(&rs);
 }
 
+/* The DNS proxy's TPROXY rule: meta nfproto ipv6, meta skuid != 0, then
+ * `tproxy ip6 to [::1]:7153` as immediate(addr) immediate(port) tproxy. */
+static void test_tproxy_nfproto_skuid(void **state)
+{
+	struct dp_match nf = {.kind = DP_MATCH_NFPROTO, .nfproto = NFPROTO_IPV6};
+	struct dp_match uid = {.kind = DP_MATCH_SKUID, .neg = true, .uid = 0};
+	struct dp_action tp = {.kind = DP_ACTION_TPROXY, .tproxy = {.family = AF_INET6, .port = 7153}};
+	struct dp_action tp4 = {.kind = DP_ACTION_TPROXY, .tproxy = {.family = AF_INET, .port = 53}};
+	struct dp_action acc = {.kind = DP_ACTION_ACCEPT};
+	static const char *want[] = {"meta", "cmp", "meta", "cmp", "immediate", "immediate", "tproxy",
+				     "immediate"};
+	struct nftnl_expr *e[MAX_EXPRS];
+	struct dp_rule r = {.chain = 1}, r4 = {.chain = 1};
+	const uint8_t *data;
+	struct dp_ruleset rs;
+	struct parsed p;
+	uint32_t len;
+	size_t n;
+
+	tp.tproxy.v6 = in6addr_loopback;
+	inet_pton(AF_INET, "127.0.0.1", &tp4.tproxy.v4);
+	dp_ruleset_init_base(&rs, "netext-test");
+	assert_int_equal(dp_rule_add_match(&r, &nf), 0);
+	assert_int_equal(dp_rule_add_match(&r, &uid), 0);
+	assert_int_equal(dp_rule_add_action(&r, &tp), 0);
+	assert_int_equal(dp_rule_add_action(&r, &acc), 0);
+	assert_int_equal(dp_ruleset_add_rule(&rs, &r), 0);
+	assert_int_equal(dp_rule_add_action(&r4, &tp4), 0);
+	assert_int_equal(dp_ruleset_add_rule(&rs, &r4), 0);
+	build_and_parse(&rs, DP_QUEUE_NATIVE, &p);
+	assert_int_equal(p.n_rules, 2);
+	assert_string_equal(nftnl_rule_get_str(p.rules[0], NFTNL_RULE_CHAIN), "prerouting");
+	n = rule_exprs(p.rules[0], e);
+	assert_int_equal(n, NE_ARRAY_SIZE(want));
+	for (size_t i = 0; i < n; i++)
+		assert_string_equal(expr_name(e[i]), want[i]);
+	assert_int_equal(nftnl_expr_get_u32(e[0], NFTNL_EXPR_META_KEY), NFT_META_NFPROTO);
+	assert_int_equal(*(const uint8_t *)nftnl_expr_get(e[1], NFTNL_EXPR_CMP_DATA, &len), NFPROTO_IPV6);
+	assert_int_equal(len, 1);
+	assert_int_equal(nftnl_expr_get_u32(e[2], NFTNL_EXPR_META_KEY), NFT_META_SKUID);
+	assert_int_equal(nftnl_expr_get_u32(e[3], NFTNL_EXPR_CMP_OP), NFT_CMP_NEQ);
+	assert_int_equal(*(const uint32_t *)nftnl_expr_get(e[3], NFTNL_EXPR_CMP_DATA, &len), 0);
+	assert_int_equal(len, 4);
+	data = nftnl_expr_get(e[4], NFTNL_EXPR_IMM_DATA, &len);
+	assert_int_equal(len, 16);
+	assert_memory_equal(data, &in6addr_loopback, 16);
+	assert_int_equal(nftnl_expr_get_u32(e[4], NFTNL_EXPR_IMM_DREG), NFT_REG_1);
+	data = nftnl_expr_get(e[5], NFTNL_EXPR_IMM_DATA, &len);
+	assert_int_equal(len, 2);
+	assert_int_equal(data[0] << 8 | data[1], 7153); /* network order */
+	assert_int_equal(nftnl_expr_get_u32(e[5], NFTNL_EXPR_IMM_DREG), NFT_REG_2);
+	assert_int_equal(nftnl_expr_get_u32(e[6], NFTNL_EXPR_TPROXY_FAMILY), NFPROTO_IPV6);
+	assert_int_equal(nftnl_expr_get_u32(e[6], NFTNL_EXPR_TPROXY_REG_ADDR), NFT_REG_1);
+	assert_int_equal(nftnl_expr_get_u32(e[6], NFTNL_EXPR_TPROXY_REG_PORT), NFT_REG_2);
+	assert_int_equal(nftnl_expr_get_u32(e[7], NFTNL_EXPR_IMM_VERDICT), NF_ACCEPT);
+	n = rule_exprs(p.rules[1], e);
+	assert_int_equal(n, 3);
+	data = nftnl_expr_get(e[0], NFTNL_EXPR_IMM_DATA, &len);
+	assert_int_equal(len, 4);
+	assert_int_equal(data[0], 127);
+	assert_int_equal(data[3], 1);
+	assert_int_equal(nftnl_expr_get_u32(e[2], NFTNL_EXPR_TPROXY_FAMILY), NFPROTO_IPV4);
+	parsed_free(&p);
+	dp_ruleset_free(&rs);
+}
+
+/* A TPROXY action without a family cannot be built. */
+static void test_tproxy_bad_family(void **state)
+{
+	char *buf = malloc(BUF_LIMIT + DP_NFT_BATCH_SLACK);
+	struct mnl_nlmsg_batch *b = mnl_nlmsg_batch_start(buf, BUF_LIMIT);
+	struct dp_action tp = {.kind = DP_ACTION_TPROXY, .tproxy = {.family = 0, .port = 1}};
+	struct dp_rule r = {.chain = 1};
+	struct dp_ruleset rs;
+	uint32_t seq = 1;
+
+	dp_ruleset_init_base(&rs, "netext-test");
+	assert_int_equal(dp_rule_add_action(&r, &tp), 0);
+	assert_int_equal(dp_ruleset_add_rule(&rs, &r), 0);
+	assert_int_equal(dp_nft_build(&rs, DP_QUEUE_NATIVE, b, &seq), -EINVAL);
+	mnl_nlmsg_batch_stop(b);
+	free(buf);
+	dp_ruleset_free(&rs);
+}
+
 static void test_small_batch(void **state)
 {
 	char buf[512 + DP_NFT_BATCH_SLACK];
@@ -321,6 +406,8 @@ int main(void)
 		cmocka_unit_test(test_matches_and_actions),
 		cmocka_unit_test(test_small_batch),
 		cmocka_unit_test(test_ruleset_limits),
+		cmocka_unit_test(test_tproxy_nfproto_skuid),
+		cmocka_unit_test(test_tproxy_bad_family),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -84,12 +84,12 @@ static void test_reopen_keeps_data(void **state)
 	struct store_extension e = ext("com.example.filter"), got;
 	struct store *s = open_ok(state);
 
-	assert_int_equal(store_schema_version(s), 2);
+	assert_int_equal(store_schema_version(s), 3);
 	assert_int_equal(store_extension_put(s, &e), 0);
 	store_close(s);
 
 	s = open_ok(state);
-	assert_int_equal(store_schema_version(s), 2);
+	assert_int_equal(store_schema_version(s), 3);
 	assert_int_equal(store_extension_get(s, e.identifier, &got), 0);
 	assert_string_equal(got.executable, e.executable);
 	assert_string_equal(got.user, "netext-ext");
@@ -475,12 +475,152 @@ static void test_migration_from_v1(void **state)
 				      "PRAGMA user_version = 1;", NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
 	s = open_ok(state);
-	assert_int_equal(store_schema_version(s), 2);
+	assert_int_equal(store_schema_version(s), 3);
 	assert_int_equal(store_extension_get(s, "old.ext", &got), 0);
 	assert_string_equal(got.state, "enabled");
 	assert_string_equal(got.executable, "/opt/old");
 	assert_int_equal(got.b.version, 0);
 	assert_int_equal(got.b.permissions, 1);
+	store_close(s);
+}
+
+static struct store_dns_route dns_route(const char *suffix, bool exempt, const char *servers)
+{
+	struct store_dns_route r = { .exempt = exempt };
+
+	snprintf(r.suffix, sizeof(r.suffix), "%s", suffix);
+	snprintf(r.servers, sizeof(r.servers), "%s", servers);
+	return r;
+}
+
+struct dns_walk {
+	size_t n;
+	struct store_dns_route seen[8];
+	size_t stop_after; /* 0: never */
+};
+
+static int collect_dns(const struct store_dns_route *r, void *userdata)
+{
+	struct dns_walk *w = userdata;
+
+	if (w->n < 8)
+		w->seen[w->n] = *r;
+	w->n++;
+	return w->stop_after && w->n == w->stop_after ? 42 : 0;
+}
+
+static void test_dns_routes(void **state)
+{
+	struct store_dns_route a = dns_route("corp.example", false, "198.18.1.2 [fd00::1]:5353");
+	struct store_dns_route def = dns_route(".", false, "198.18.2.2");
+	struct store_dns_route ex = dns_route("dev.corp.example", true, "");
+	struct dns_walk w = { 0 };
+	struct store *s = open_ok(state);
+
+	a.created = 100;
+	assert_int_equal(store_dns_route_put(s, &a), 0);
+	assert_int_equal(store_dns_route_put(s, &ex), 0);
+	assert_int_equal(store_dns_route_put(s, &def), 0);
+	/* Replacing keeps the creation time and changes the rest. */
+	a = dns_route("corp.example", false, "198.18.1.3");
+	a.created = 999;
+	assert_int_equal(store_dns_route_put(s, &a), 0);
+	store_close(s);
+
+	s = open_ok(state);
+	assert_int_equal(store_dns_route_foreach(s, collect_dns, &w), 0);
+	assert_int_equal(w.n, 3);
+	assert_string_equal(w.seen[0].suffix, ".");
+	assert_string_equal(w.seen[0].servers, "198.18.2.2");
+	assert_true(w.seen[0].created > 1000);
+	assert_string_equal(w.seen[1].suffix, "corp.example");
+	assert_string_equal(w.seen[1].servers, "198.18.1.3");
+	assert_false(w.seen[1].exempt);
+	assert_int_equal(w.seen[1].created, 100);
+	assert_string_equal(w.seen[2].suffix, "dev.corp.example");
+	assert_true(w.seen[2].exempt);
+	assert_string_equal(w.seen[2].servers, "");
+
+	/* fn's non-zero return stops the walk and comes back. */
+	memset(&w, 0, sizeof(w));
+	w.stop_after = 2;
+	assert_int_equal(store_dns_route_foreach(s, collect_dns, &w), 42);
+	assert_int_equal(w.n, 2);
+
+	assert_int_equal(store_dns_route_delete(s, "corp.example"), 0);
+	assert_int_equal(store_dns_route_delete(s, "corp.example"), -ENOENT);
+	memset(&w, 0, sizeof(w));
+	assert_int_equal(store_dns_route_foreach(s, collect_dns, &w), 0);
+	assert_int_equal(w.n, 2);
+	assert_string_equal(w.seen[1].suffix, "dev.corp.example");
+	store_close(s);
+}
+
+static void test_dns_routes_invalid(void **state)
+{
+	struct store_dns_route r;
+	struct dns_walk w = { 0 };
+	struct store *s = open_ok(state);
+
+	r = dns_route("", false, "198.18.1.2");
+	assert_int_equal(store_dns_route_put(s, &r), -EINVAL);
+	r = dns_route("x.example", true, "198.18.1.2");
+	assert_int_equal(store_dns_route_put(s, &r), -EINVAL);
+	r = dns_route("x.example", false, "");
+	assert_int_equal(store_dns_route_put(s, &r), -EINVAL);
+	r = dns_route("x.example", false, "198.18.1.2");
+	memset(r.suffix, 'a', sizeof(r.suffix)); /* not terminated */
+	assert_int_equal(store_dns_route_put(s, &r), -EINVAL);
+	r = dns_route("x.example", false, "198.18.1.2");
+	memset(r.servers, '1', sizeof(r.servers));
+	assert_int_equal(store_dns_route_put(s, &r), -EINVAL);
+	assert_int_equal(store_dns_route_foreach(s, collect_dns, &w), 0);
+	assert_int_equal(w.n, 0);
+	store_close(s);
+}
+
+/* A text longer than the struct's buffer, written behind the store's back, is refused when read. */
+static void test_dns_routes_oversized_row(void **state)
+{
+	struct fixture *f = *state;
+	struct dns_walk w = { 0 };
+	char path[128], sql[1024];
+	struct store *s = open_ok(state);
+	sqlite3 *db;
+
+	store_close(s);
+	snprintf(path, sizeof(path), "%s/netext.db", f->dir);
+	snprintf(sql, sizeof(sql), "INSERT INTO dns_routes VALUES('a.example', 0, '%0600d', 1)", 1);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	s = open_ok(state);
+	assert_int_equal(store_dns_route_foreach(s, collect_dns, &w), -EUCLEAN);
+	assert_int_equal(w.n, 0);
+	store_close(s);
+}
+
+/* A database of schema 2 (before DNS routes) gains the table and keeps its extensions. */
+static void test_migration_from_v2(void **state)
+{
+	struct fixture *f = *state;
+	struct store_extension e = ext("kept.ext"), got;
+	struct store_dns_route r = dns_route("corp.example", false, "198.18.1.2");
+	struct store *s = open_ok(state);
+	char path[128];
+	sqlite3 *db;
+
+	assert_int_equal(store_extension_put(s, &e), 0);
+	store_close(s);
+	snprintf(path, sizeof(path), "%s/netext.db", f->dir);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "DROP TABLE dns_routes; PRAGMA user_version = 2;", NULL, NULL, NULL),
+			 SQLITE_OK);
+	sqlite3_close(db);
+	s = open_ok(state);
+	assert_int_equal(store_schema_version(s), 3);
+	assert_int_equal(store_extension_get(s, "kept.ext", &got), 0);
+	assert_int_equal(store_dns_route_put(s, &r), 0);
 	store_close(s);
 }
 
@@ -499,6 +639,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_install_replaces_keeps_configs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_requests, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_migration_from_v1, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dns_routes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dns_routes_invalid, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dns_routes_oversized_row, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_migration_from_v2, setup, teardown),
 	};
 
 	log_init("test-store", 0);
