@@ -212,7 +212,8 @@ CG_MNT=$(awk '$9 == "cgroup2" { print $5; exit }' /proc/self/mountinfo)
 [ -n "$CG_MNT" ] || skip "no cgroup2 mount"
 CG=netext-dns-stub-$$
 mkdir "$CG_MNT/$CG" || fail "mkdir cgroup"
-trap 'rmdir "$CG_MNT/$CG" 2>/dev/null; daemon_cleanup; ns_cleanup' EXIT
+# The stub must be gone (ns_cleanup waits for it) before its cgroup can be removed.
+trap 'daemon_cleanup; ns_cleanup; rmdir "$CG_MNT/$CG" 2>/dev/null' EXIT
 # nsenter and sh exec in place: $! is the stub's pid.
 nsenter --net=/run/netns/"$H" sh -c 'echo $$ > "$1/cgroup.procs" && exec dnsmasq --no-daemon \
 	--no-resolv --no-hosts --bind-interfaces --listen-address=127.0.0.53 --port=53 \
