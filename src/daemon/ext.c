@@ -977,7 +977,9 @@ static void ext_removed(struct ext *e)
 	ext_free(e);
 	if (tell)
 		sysext_on_deactivated(d, id);
-	/* Its configurations went with its record: a fail-closed DNS proxy must not outlive them. */
+	/* Its configurations went with its record: a fail-closed filter or DNS proxy must not
+	 * outlive them. */
+	filter_reconfigure(d);
 	dnsprov_reconfigure(d);
 }
 
