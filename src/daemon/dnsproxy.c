@@ -2068,21 +2068,6 @@ static bool stub_refresh(void)
 
 /* ---- nftables ------------------------------------------------------------------------------------ */
 
-static int add_rule(struct dp_ruleset *rs, size_t chain, const struct dp_match *m, size_t nm,
-		    const struct dp_action *a, size_t na)
-{
-	struct dp_rule r = { .chain = chain };
-	size_t i;
-
-	for (i = 0; i < nm; i++)
-		if (dp_rule_add_match(&r, &m[i]) < 0)
-			return -E2BIG;
-	for (i = 0; i < na; i++)
-		if (dp_rule_add_action(&r, &a[i]) < 0)
-			return -E2BIG;
-	return dp_ruleset_add_rule(rs, &r);
-}
-
 static int route_chain(struct daemon *d, struct dp_ruleset *rs, size_t ch, bool draining)
 {
 	const struct dp_action accept = { .kind = DP_ACTION_ACCEPT };
@@ -2099,14 +2084,14 @@ static int route_chain(struct daemon *d, struct dp_ruleset *rs, size_t ch, bool 
 	m[0] = (struct dp_match){ .kind = DP_MATCH_META_MARK, .mark = { DNS_MARK_EXEMPT, DNS_MARK_EXEMPT } };
 	a[0] = proxied;
 	a[1] = accept;
-	r |= add_rule(rs, ch, m, 1, a, 2);
+	r |= dp_ruleset_add(rs, ch, m, 1, a, 2);
 	/* (2) extensions (a dns-proxy provider resolves for itself). */
 	if (cgroup_exempt_match(d, &m[0]) == 0)
-		r |= add_rule(rs, ch, m, 1, &accept, 1);
+		r |= dp_ruleset_add(rs, ch, m, 1, &accept, 1);
 	/* (3) the local stub resolver's own upstream queries. */
 	if (P->has_stub) {
 		m[0] = P->stub;
-		r |= add_rule(rs, ch, m, 1, &accept, 1);
+		r |= dp_ruleset_add(rs, ch, m, 1, &accept, 1);
 	}
 	/* (4) flows already diverted stay diverted (a TCP connection's later segments; while
 	 * draining, a client's retry). */
@@ -2114,7 +2099,7 @@ static int route_chain(struct daemon *d, struct dp_ruleset *rs, size_t ch, bool 
 		m[0] = (struct dp_match){ .kind = DP_MATCH_CT_MARK, .mark = { DNS_CTMARK_PROXIED, DNS_CTMARK_PROXIED } };
 		m[1] = (struct dp_match){ .kind = DP_MATCH_L4PROTO, .l4proto = protos[i] };
 		m[2] = (struct dp_match){ .kind = DP_MATCH_DPORT, .port = 53 };
-		r |= add_rule(rs, ch, m, 3, &divert, 1);
+		r |= dp_ruleset_add(rs, ch, m, 3, &divert, 1);
 	}
 	/* (5) new flows to port 53: every UDP datagram is a whole query, so a UDP flow that began
 	 * before interception is diverted from its next query on; a TCP connection only from its
@@ -2128,7 +2113,7 @@ static int route_chain(struct daemon *d, struct dp_ruleset *rs, size_t ch, bool 
 			m[n++] = (struct dp_match){ .kind = DP_MATCH_CT_STATE, .ct_state = DP_CT_NEW };
 		a[0] = divert;
 		a[1] = proxied;
-		r |= add_rule(rs, ch, m, n, a, 2);
+		r |= dp_ruleset_add(rs, ch, m, n, a, 2);
 	}
 	return r ? -E2BIG : 0;
 }
@@ -2154,7 +2139,7 @@ static int tproxy_chain(struct dp_ruleset *rs, size_t ch, uint16_t port)
 			else
 				a[0].tproxy.v4.s_addr = htonl(INADDR_LOOPBACK);
 			a[1] = accept;
-			r |= add_rule(rs, ch, m, 4, a, 2);
+			r |= dp_ruleset_add(rs, ch, m, 4, a, 2);
 		}
 	return r ? -E2BIG : 0;
 }

@@ -111,6 +111,21 @@ int dp_ruleset_add_rule(struct dp_ruleset *rs, const struct dp_rule *r)
 	return 0;
 }
 
+int dp_ruleset_add(struct dp_ruleset *rs, size_t chain, const struct dp_match *m, size_t nm,
+		   const struct dp_action *a, size_t na)
+{
+	struct dp_rule r = { .chain = chain };
+	size_t i;
+
+	for (i = 0; i < nm; i++)
+		if (dp_rule_add_match(&r, &m[i]) < 0)
+			return -E2BIG;
+	for (i = 0; i < na; i++)
+		if (dp_rule_add_action(&r, &a[i]) < 0)
+			return -E2BIG;
+	return dp_ruleset_add_rule(rs, &r);
+}
+
 int dp_rule_add_match(struct dp_rule *r, const struct dp_match *m)
 {
 	if (r->n_matches >= DP_RULE_MAX_MATCHES)

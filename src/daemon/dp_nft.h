@@ -166,6 +166,11 @@ int dp_ruleset_find_chain(const struct dp_ruleset *rs, const char *name, size_t 
 /* Appends a copy of r (r->chain must name an existing chain). */
 int dp_ruleset_add_rule(struct dp_ruleset *rs, const struct dp_rule *r);
 
+/* Appends a rule made of nm matches and na actions to chain: -E2BIG when they do not fit a
+ * rule, else what dp_ruleset_add_rule() returns. */
+int dp_ruleset_add(struct dp_ruleset *rs, size_t chain, const struct dp_match *m, size_t nm,
+		   const struct dp_action *a, size_t na);
+
 /* Rule construction helpers: return -E2BIG when the rule is full. */
 int dp_rule_add_match(struct dp_rule *r, const struct dp_match *m);
 int dp_rule_add_action(struct dp_rule *r, const struct dp_action *a);

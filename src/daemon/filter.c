@@ -1426,21 +1426,6 @@ static struct dp_match m_mark(enum dp_match_kind kind, uint32_t value)
 	return (struct dp_match){ .kind = kind, .mark = { FILTER_MARK_MASK, value } };
 }
 
-static int add(struct dp_ruleset *rs, size_t chain, const struct dp_match *m, size_t nm,
-	       const struct dp_action *a, size_t na)
-{
-	struct dp_rule r = { .chain = chain };
-	size_t i;
-
-	for (i = 0; i < nm; i++)
-		if (dp_rule_add_match(&r, &m[i]) < 0)
-			return -E2BIG;
-	for (i = 0; i < na; i++)
-		if (dp_rule_add_action(&r, &a[i]) < 0)
-			return -E2BIG;
-	return dp_ruleset_add_rule(rs, &r);
-}
-
 static int chain_rules(struct daemon *d, struct dp_ruleset *rs, size_t ch, bool input)
 {
 	const struct dp_action accept = { .kind = DP_ACTION_ACCEPT }, drop = { .kind = DP_ACTION_DROP };
@@ -1457,7 +1442,7 @@ static int chain_rules(struct daemon *d, struct dp_ruleset *rs, size_t ch, bool 
 	 * any process: the application's flow to the resolver is the one filtered. */
 	if (!input) {
 		m[0] = (struct dp_match){ .kind = DP_MATCH_META_MARK, .mark = { DNS_MARK_EXEMPT, DNS_MARK_EXEMPT } };
-		r |= add(rs, ch, m, 1, &accept, 1);
+		r |= dp_ruleset_add(rs, ch, m, 1, &accept, 1);
 	}
 	/* Answers the DNS proxy handled are learned by the proxy itself, with the asking
 	 * process; snooping them again would cost a queue round trip each. */
@@ -1466,22 +1451,22 @@ static int chain_rules(struct daemon *d, struct dp_ruleset *rs, size_t ch, bool 
 		m[1] = (struct dp_match){ .kind = DP_MATCH_SPORT, .port = 53 };
 		m[2] = (struct dp_match){ .kind = DP_MATCH_CT_STATE, .ct_state = DP_CT_ESTABLISHED };
 		m[3] = (struct dp_match){ .kind = DP_MATCH_CT_MARK, .mark = { DNS_CTMARK_PROXIED, 0 } };
-		r |= add(rs, ch, m, 4, &qdns, 1);
+		r |= dp_ruleset_add(rs, ch, m, 4, &qdns, 1);
 	}
 	m[0] = m_mark(DP_MATCH_CT_MARK, FILTER_MARK_ALLOW);
-	r |= add(rs, ch, m, 1, &accept, 1);
+	r |= dp_ruleset_add(rs, ch, m, 1, &accept, 1);
 	m[0] = m_mark(DP_MATCH_CT_MARK, FILTER_MARK_DROP);
-	r |= add(rs, ch, m, 1, &drop, 1);
+	r |= dp_ruleset_add(rs, ch, m, 1, &drop, 1);
 	m[0] = m_mark(DP_MATCH_META_MARK, FILTER_MARK_ALLOW);
-	r |= add(rs, ch, m, 1, store_allow, 2);
+	r |= dp_ruleset_add(rs, ch, m, 1, store_allow, 2);
 	m[0] = m_mark(DP_MATCH_META_MARK, FILTER_MARK_DROP);
-	r |= add(rs, ch, m, 1, &drop, 1);
+	r |= dp_ruleset_add(rs, ch, m, 1, &drop, 1);
 	if (cgroup_exempt_match(d, &m[0]) == 0)
-		r |= add(rs, ch, m, 1, &accept, 1);
+		r |= dp_ruleset_add(rs, ch, m, 1, &accept, 1);
 	for (i = 0; i < 2; i++) {
 		m[0] = (struct dp_match){ .kind = DP_MATCH_CT_STATE, .ct_state = DP_CT_NEW };
 		m[1] = m_l4(protos[i]);
-		r |= add(rs, ch, m, 2, &queue, 1);
+		r |= dp_ruleset_add(rs, ch, m, 2, &queue, 1);
 	}
 	return r ? -E2BIG : 0;
 }
