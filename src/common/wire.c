@@ -170,6 +170,8 @@ static const char *const msg_names[NE_MSG_TYPE_MAX + 1] = {
 	[NE_MSG_DNS_VERDICT] = "DNS_VERDICT",
 	[NE_MSG_DNS_RESPONSE] = "DNS_RESPONSE",
 	[NE_MSG_DNS_RESPONSE_VERDICT] = "DNS_RESPONSE_VERDICT",
+	[NE_MSG_PACKET_SETTINGS] = "PACKET_SETTINGS",
+	[NE_MSG_PACKET_QUEUE] = "PACKET_QUEUE",
 };
 
 const char *ne_msg_type_name(uint16_t type)
@@ -193,6 +195,7 @@ bool ne_msg_from_extension(uint16_t type)
 	case NE_MSG_DNS_SETTINGS:
 	case NE_MSG_DNS_VERDICT:
 	case NE_MSG_DNS_RESPONSE_VERDICT:
+	case NE_MSG_PACKET_SETTINGS:
 		return true;
 	default:
 		return false;
@@ -928,6 +931,88 @@ int ne_msg_dns_response_verdict_decode(const uint8_t *p, size_t len,
 	m.kind = ne_get_u8(&r);
 	m.message = ne_get_blob(&r, DNS_MESSAGE_MAX);
 	if (decode_end(&r) || m.kind < 1 || m.kind > 3)
+		return -EBADMSG;
+	*ret = m;
+	return 0;
+}
+
+static void put_packet_rule(struct ne_wbuf *b, const struct ne_wire_packet_rule *r)
+{
+	ne_put_u8(b, r->direction);
+	ne_put_u8(b, r->family);
+	ne_put_u8(b, r->protocol);
+	put_view(b, r->interface);
+	put_view(b, r->local_network);
+	ne_put_u16(b, r->local_port);
+	put_view(b, r->remote_network);
+	ne_put_u16(b, r->remote_port);
+}
+
+static void get_packet_rule(struct ne_rbuf *b, struct ne_wire_packet_rule *r)
+{
+	r->direction = ne_get_u8(b);
+	r->family = ne_get_u8(b);
+	r->protocol = ne_get_u8(b);
+	r->interface = ne_get_str(b, NE_WIRE_STR_MAX);
+	r->local_network = ne_get_str(b, NE_WIRE_STR_MAX);
+	r->local_port = ne_get_u16(b);
+	r->remote_network = ne_get_str(b, NE_WIRE_STR_MAX);
+	r->remote_port = ne_get_u16(b);
+}
+
+int ne_msg_packet_settings_encode(struct ne_wbuf *b, uint64_t id, const struct ne_msg_packet_settings *m)
+{
+	if (m->n_rules > NE_WIRE_PACKET_RULES_MAX)
+		return -E2BIG;
+	ne_msg_begin(b, NE_MSG_PACKET_SETTINGS, id);
+	ne_put_u32(b, m->provider);
+	ne_put_u32(b, m->copy_range);
+	ne_put_u16(b, m->queues);
+	ne_put_u16(b, m->n_rules);
+	for (uint16_t i = 0; i < m->n_rules; i++)
+		put_packet_rule(b, &m->rules[i]);
+	return ne_msg_finish(b);
+}
+
+int ne_msg_packet_settings_decode(const uint8_t *p, size_t len, struct ne_msg_packet_settings *ret)
+{
+	struct ne_rbuf r = { p, len, 0, 0 };
+	struct ne_msg_packet_settings m = { .rules = ret->rules };
+
+	m.provider = ne_get_u32(&r);
+	m.copy_range = ne_get_u32(&r);
+	m.queues = ne_get_u16(&r);
+	m.n_rules = ne_get_u16(&r);
+	if (m.n_rules > NE_WIRE_PACKET_RULES_MAX)
+		return -EBADMSG;
+	for (uint16_t i = 0; i < m.n_rules && !r.err; i++)
+		get_packet_rule(&r, &m.rules[i]);
+	if (decode_end(&r))
+		return -EBADMSG;
+	*ret = m;
+	return 0;
+}
+
+int ne_msg_packet_queue_encode(struct ne_wbuf *b, const struct ne_msg_packet_queue *m)
+{
+	ne_msg_begin(b, NE_MSG_PACKET_QUEUE, 0);
+	ne_put_u32(b, m->provider);
+	ne_put_u16(b, m->index);
+	ne_put_u16(b, m->count);
+	ne_put_u32(b, m->map_size);
+	return ne_msg_finish(b);
+}
+
+int ne_msg_packet_queue_decode(const uint8_t *p, size_t len, struct ne_msg_packet_queue *ret)
+{
+	struct ne_rbuf r = { p, len, 0, 0 };
+	struct ne_msg_packet_queue m;
+
+	m.provider = ne_get_u32(&r);
+	m.index = ne_get_u16(&r);
+	m.count = ne_get_u16(&r);
+	m.map_size = ne_get_u32(&r);
+	if (decode_end(&r) || m.count == 0 || m.count > 8 || m.index >= m.count)
 		return -EBADMSG;
 	*ret = m;
 	return 0;

@@ -67,7 +67,15 @@ enum ne_msg_type {
 	NE_MSG_DNS_RESPONSE = 20, /* D→E id query: u32 provider, blob response */
 	NE_MSG_DNS_RESPONSE_VERDICT = 21, /* E→D id query: u32 provider, u8 kind
 				  *           (ne_dns_response_kind), blob message */
-	NE_MSG_TYPE_MAX = 21,
+	NE_MSG_PACKET_SETTINGS = 22, /* E→D id req: u32 provider, u32 copy_range, u16 queues,
+				  *             u16 n, n × packet rule (ne_wire_packet_rule below).
+				  *             Answered by RESULT. */
+	NE_MSG_PACKET_QUEUE = 23, /* D→E id 0: u32 provider, u16 index, u16 count, u32 map_size;
+				  *           fds: memfd (pktring.h), eventfd the daemon writes when
+				  *           packets are ready, eventfd the extension writes when
+				  *           verdicts are. One per queue, before the RESULT of the
+				  *           first settings. */
+	NE_MSG_TYPE_MAX = 23,
 };
 
 struct ne_msg_hdr {
@@ -226,6 +234,33 @@ struct ne_msg_dns_response_verdict {
 	struct ne_view message;
 };
 
+/* One packet-filter rule (struct ne_packet_rule):
+ *     u8 direction, u8 family (0, 4, 6), u8 protocol, str interface, str local_network,
+ *     u16 local_port, str remote_network, u16 remote_port
+ * Strings are "" for "any"; the daemon checks their meaning. */
+struct ne_wire_packet_rule {
+	uint8_t direction, family, protocol;
+	struct ne_view interface, local_network, remote_network;
+	uint16_t local_port, remote_port;
+};
+
+#define NE_WIRE_PACKET_RULES_MAX 256
+
+struct ne_msg_packet_settings {
+	uint32_t provider;
+	uint32_t copy_range;
+	uint16_t queues;
+	uint16_t n_rules;
+	struct ne_wire_packet_rule *rules; /* encode: n_rules entries; decode: caller's array of
+					    * NE_WIRE_PACKET_RULES_MAX entries */
+};
+
+struct ne_msg_packet_queue {
+	uint32_t provider;
+	uint16_t index, count; /* index < count ≤ 8 */
+	uint32_t map_size;
+};
+
 /* Output buffer: fixed capacity; an overflow sets err and later puts do nothing. */
 struct ne_wbuf {
 	uint8_t *p;
@@ -312,6 +347,11 @@ int ne_msg_dns_response_verdict_encode(struct ne_wbuf *b, uint64_t id,
 				       const struct ne_msg_dns_response_verdict *m);
 int ne_msg_dns_response_verdict_decode(const uint8_t *p, size_t len,
 				       struct ne_msg_dns_response_verdict *ret);
+
+int ne_msg_packet_settings_encode(struct ne_wbuf *b, uint64_t id, const struct ne_msg_packet_settings *m);
+int ne_msg_packet_settings_decode(const uint8_t *p, size_t len, struct ne_msg_packet_settings *ret);
+int ne_msg_packet_queue_encode(struct ne_wbuf *b, const struct ne_msg_packet_queue *m);
+int ne_msg_packet_queue_decode(const uint8_t *p, size_t len, struct ne_msg_packet_queue *ret);
 
 /* Socket I/O. send: one frame plus up to NE_WIRE_MAX_FDS fds, non-blocking; -EAGAIN when
  * the peer is not reading. recv: one frame into buf (cap ≥ NE_WIRE_MAX); received fds are

@@ -243,6 +243,32 @@ static int rt_dns_response_verdict(const uint8_t *p, size_t n, uint16_t type, ui
 	return ne_msg_dns_response_verdict_encode(b, id, &m);
 }
 
+static int rt_packet_settings(const uint8_t *p, size_t n, uint16_t type, uint64_t id, struct ne_wbuf *b)
+{
+	static struct ne_wire_packet_rule rules[NE_WIRE_PACKET_RULES_MAX];
+	struct ne_msg_packet_settings m;
+
+	poison(&m, sizeof(m));
+	m.rules = rules;
+	if (ne_msg_packet_settings_decode(p, n, &m) < 0) {
+		if (m.rules != rules)
+			abort();
+		m.rules = (void *)(uintptr_t)0xa5a5a5a5a5a5a5a5ULL;
+		return refused(&m, sizeof(m));
+	}
+	return ne_msg_packet_settings_encode(b, id, &m);
+}
+
+static int rt_packet_queue(const uint8_t *p, size_t n, uint16_t type, uint64_t id, struct ne_wbuf *b)
+{
+	struct ne_msg_packet_queue m;
+
+	poison(&m, sizeof(m));
+	if (ne_msg_packet_queue_decode(p, n, &m) < 0)
+		return refused(&m, sizeof(m));
+	return ne_msg_packet_queue_encode(b, &m);
+}
+
 /* Indexed by type - 1. FLOW_NEW and FLOW_REPORT carry the flow's id in the header, not the
  * caller's. */
 static const struct codec codecs[NE_MSG_TYPE_MAX] = {
@@ -267,6 +293,8 @@ static const struct codec codecs[NE_MSG_TYPE_MAX] = {
 	{ NE_MSG_DNS_VERDICT, true, rt_dns_verdict },
 	{ NE_MSG_DNS_RESPONSE, true, rt_dns_response },
 	{ NE_MSG_DNS_RESPONSE_VERDICT, true, rt_dns_response_verdict },
+	{ NE_MSG_PACKET_SETTINGS, true, rt_packet_settings },
+	{ NE_MSG_PACKET_QUEUE, false, rt_packet_queue },
 };
 
 static void die(const struct codec *c, const char *why)
