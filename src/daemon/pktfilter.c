@@ -476,6 +476,8 @@ static bool to_ring(struct pfq *q, const struct qpkt *p, uint32_t slot)
 
 	if (!r)
 		return false;
+	r->rec.type = PR_REC_PACKET;
+	r->rec.flags = 0;
 	r->slot = slot;
 	r->id = p->id;
 	r->len = p->len;
