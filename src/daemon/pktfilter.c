@@ -1212,12 +1212,13 @@ void pktfilter_reconfigure(struct daemon *d)
 {
 	struct pcfg *before, *c;
 	struct ne_list *pos, *tmp;
-	bool changed = false;
+	bool changed = false, had_queues;
 	unsigned i;
 
 	if (!P)
 		return;
 	before = cfg_active();
+	had_queues = P->n_queues > 0;
 	ne_list_for_each(pos, tmp, &P->cfgs)
 		ne_container_of(pos, struct pcfg, link)->seen = false;
 	if (store_config_foreach(d->store, NULL, load_cfg_cb, &changed) < 0) {
@@ -1245,7 +1246,7 @@ void pktfilter_reconfigure(struct daemon *d)
 			 P->n_cfgs > 1 ? "; other filter-packet configurations wait" : "");
 	else if (before)
 		log_info("filter-packet: no filter-packet configuration enabled");
-	if (c != P->qcfg && activate(c))
+	if ((c != P->qcfg && activate(c)) || (had_queues && !P->n_queues))
 		(void)daemon_apply_ruleset(d);
 }
 
