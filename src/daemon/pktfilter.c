@@ -152,7 +152,6 @@ struct pcfg {
 	size_t n_rules;
 	uint32_t copy_range;
 	uint16_t queues;
-	struct pcounters n;
 	bool seen;
 };
 
@@ -165,6 +164,7 @@ struct pktfilter {
 	struct pcfg *qcfg;        /* the configuration the queues serve */
 	struct pfq *q[NE_PACKET_QUEUES_MAX];
 	unsigned n_queues;
+	struct pcounters n;       /* since the daemon started, over every configuration */
 };
 
 static struct pktfilter *P;
@@ -191,10 +191,10 @@ static int send_out(struct pfq *q)
 	n = mnl_socket_sendto(q->nl, q->out, q->out_len);
 	q->out_len = 0;
 	if (n < 0) {
-		q->c->n.errors++;
+		P->n.errors++;
 		return ne_negerrno();
 	}
-	q->c->n.sends++;
+	P->n.sends++;
 	return 0;
 }
 
@@ -215,7 +215,7 @@ static void emit_run(struct pfq *q)
 	nfq_nlmsg_verdict_put(nlh, (int)q->run_max, NF_ACCEPT);
 	q->out_len += NLMSG_ALIGN(nlh->nlmsg_len);
 	q->run_active = false;
-	q->c->n.batch_msgs++;
+	P->n.batch_msgs++;
 }
 
 static void emit_single(struct pfq *q, struct pentry *e)
@@ -230,7 +230,7 @@ static void emit_single(struct pfq *q, struct pentry *e)
 	if (e->payload)
 		nfq_nlmsg_verdict_put_pkt(nlh, e->payload, e->plen);
 	q->out_len += NLMSG_ALIGN(nlh->nlmsg_len);
-	q->c->n.verdict_msgs++;
+	P->n.verdict_msgs++;
 	free(e->payload);
 	e->payload = NULL;
 	e->plen = 0;
@@ -329,7 +329,7 @@ static uint8_t *seqadj_copy(struct pfq *q, const uint8_t *p, size_t len)
 	out = malloc(len);
 	if (out) {
 		memcpy(out, q->work, len);
-		q->c->n.seqadj_applied++;
+		P->n.seqadj_applied++;
 	}
 	return out;
 }
@@ -374,14 +374,14 @@ static void entry_accept(struct pfq *q, struct pentry *e, const uint8_t *bytes)
 		if (bytes)
 			repl = seqadj_copy(q, bytes, e->len);
 		else
-			q->c->n.seqadj_missed++;
+			P->n.seqadj_missed++;
 	}
 	entry_decide(q, e, NF_ACCEPT, false, 0, repl, e->len);
 }
 
 static void entry_fail(struct pfq *q, struct pentry *e, const uint8_t *bytes)
 {
-	q->c->n.fail_policy++;
+	P->n.fail_policy++;
 	if (q->c->fail_open)
 		entry_accept(q, e, bytes);
 	else
@@ -503,7 +503,7 @@ static int handle_packet(struct pfq *q, const struct nlmsghdr *nlh)
 	bool provider;
 
 	if (parse_packet(nlh, &p) < 0 || !p.data) {
-		c->n.errors++;
+		P->n.errors++;
 		return 0;
 	}
 	if (q->tail - q->head >= FIFO_CAP)
@@ -518,16 +518,16 @@ static int handle_packet(struct pfq *q, const struct nlmsghdr *nlh)
 		e->deadline = ne_now_usec() + (uint64_t)c->timeout_ms * 1000;
 		if (q->n_open == 1)
 			timer_arm(e->deadline);
-		c->n.received++;
-		c->n.to_provider++;
+		P->n.received++;
+		P->n.to_provider++;
 		return 0;
 	}
 	e = entry_new(q, &p);
-	c->n.received++;
+	P->n.received++;
 	if (!(p.mark & PKTF_MARK_SELECTED)) {
 		/* A packet of a shifted flow that the rules do not select (or a TCP packet that
 		 * conntrack found out of window): the shift only. */
-		c->n.passthrough++;
+		P->n.passthrough++;
 		entry_accept(q, e, p.flags & PR_PKT_TRUNCATED ? NULL : p.data);
 	} else
 		entry_fail(q, e, p.flags & PR_PKT_TRUNCATED ? NULL : p.data);
@@ -540,7 +540,7 @@ static void handle_error(struct pfq *q, const struct nlmsghdr *nlh)
 
 	if (nlh->nlmsg_len < NLMSG_LENGTH(sizeof(*err)) || err->error == 0)
 		return;
-	q->c->n.errors++;
+	P->n.errors++;
 	log_debug("packet filter queue %u: kernel error reply: %s", q->num, strerror(-err->error));
 }
 
@@ -597,7 +597,7 @@ static void set_stalled(struct pfq *q, bool stalled)
 		return;
 	q->stalled = stalled;
 	if (stalled) {
-		q->c->n.stalls++;
+		P->n.stalls++;
 		timer_arm(ne_now_usec() + STALL_RETRY_MS * 1000);
 	}
 	sd_event_source_set_enabled(q->nl_src, stalled ? SD_EVENT_OFF : SD_EVENT_ON);
@@ -616,7 +616,7 @@ static void q_read(struct pfq *q)
 				if (errno == EINTR || errno == ENOBUFS)
 					continue;
 				if (errno != EAGAIN && errno != EWOULDBLOCK)
-					q->c->n.errors++;
+					P->n.errors++;
 				set_stalled(q, false);
 				break;
 			}
@@ -692,7 +692,7 @@ static void verdict_modify(struct pfq *q, struct pentry *e, const uint8_t *share
 	if (!repl)
 		goto refused;
 	memcpy(repl, q->work, len);
-	c->n.modified++;
+	P->n.modified++;
 	/* The flow's first shift: REPEAT with PKTF_MARK_SHIFT makes the chain mark the conntrack
 	 * entry (both directions are queued from now on) and accept the new bytes. */
 	if (first)
@@ -701,7 +701,7 @@ static void verdict_modify(struct pfq *q, struct pentry *e, const uint8_t *share
 		entry_decide(q, e, NF_ACCEPT, false, 0, repl, len);
 	return;
 refused:
-	c->n.refused++;
+	P->n.refused++;
 	log_debug("filter-packet %s: replacement for packet %u refused", c->name, e->id);
 	entry_fail(q, e, NULL);
 }
@@ -722,20 +722,20 @@ static int handle_verdict(struct pfq *q, const struct pr_rec *rec)
 		return -EBADMSG;
 	e = waiting_entry(q, v.slot, v.id);
 	if (!e || (v.kind == NE_PACKET_DELAY && e->state == PE_DELAYED)) {
-		c->n.late++;
+		P->n.late++;
 		return 0;
 	}
 	switch (v.kind) {
 	case NE_PACKET_ALLOW:
-		c->n.allowed++;
+		P->n.allowed++;
 		entry_accept(q, e, NULL);
 		break;
 	case NE_PACKET_DROP:
-		c->n.dropped++;
+		P->n.dropped++;
 		entry_decide(q, e, NF_DROP, false, 0, NULL, 0);
 		break;
 	case NE_PACKET_DELAY:
-		c->n.delayed++;
+		P->n.delayed++;
 		e->state = PE_DELAYED;
 		q->n_delayed++;
 		e->deadline = ne_now_usec() + (uint64_t)c->delay_max_ms * 1000;
@@ -1066,7 +1066,7 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *ud)
 			if (e->state != PE_PENDING && e->state != PE_DELAYED)
 				continue;
 			if (e->deadline <= now) {
-				q->c->n.timeouts++;
+				P->n.timeouts++;
 				entry_fail(q, e, NULL);
 			} else if (!next || e->deadline < next)
 				next = e->deadline;
@@ -1679,7 +1679,8 @@ void *pktfilter_status_json(struct daemon *d)
 
 	(void)d;
 	if (!c)
-		return json_pack("{s:n, s:b}", "configuration", "enabled", false);
+		return json_pack("{s:n, s:b, s:o}", "configuration", "enabled", false, "counters",
+				 counters_json(&P->n));
 	standby = json_array();
 	ne_list_for_each(pos, tmp, &P->cfgs)
 		if (pos != &c->link)
@@ -1699,7 +1700,7 @@ void *pktfilter_status_json(struct daemon *d)
 			 "verdict_timeout_ms", (int)c->timeout_ms, "delay_max_ms", (int)c->delay_max_ms,
 			 "ring_kib", (int)c->ring_kib, "order", c->order, "rules", (int)c->n_rules,
 			 "copy_range", (int)c->copy_range, "n_queues", (int)(P->qcfg == c ? P->n_queues : 0),
-			 "queues", queues, "counters", counters_json(&c->n), "standby", standby);
+			 "queues", queues, "counters", counters_json(&P->n), "standby", standby);
 }
 
 int pktfilter_init(struct daemon *d)
