@@ -408,12 +408,16 @@ struct seqadj_dir {
 	int32_t offset_after;
 };
 
-/* Endpoint 0 is the smaller (address, port), so both orientations build the same key. */
+/* Endpoint 0 is the smaller (address, port), so both orientations build the same key. No
+ * implicit padding: keys are hashed and compared as bytes. */
 struct seqadj_key {
 	uint8_t family;
+	uint8_t zero;
 	uint8_t addr[2][16];
 	uint16_t port[2];
 };
+
+_Static_assert(sizeof(struct seqadj_key) == 38, "seqadj_key has padding");
 
 struct seqadj_flow {
 	struct seqadj_key key;
@@ -594,7 +598,7 @@ int pkt_seqadj_record(struct pkt_seqadj *t, const struct pkt_info *pi, int32_t d
 		f = calloc(1, sizeof(*f));
 		if (!f)
 			return -ENOMEM;
-		f->key = k;
+		memcpy(&f->key, &k, sizeof(k));
 		b = key_hash(t, &k);
 		f->hnext = t->buckets[b];
 		t->buckets[b] = f;
