@@ -394,6 +394,7 @@ bool pkt_checksums_ok(const uint8_t *p, size_t len, const struct pkt_info *pi)
 #define SEQADJ_LINGER_SEC 10 /* after a RST or the second FIN: late retransmissions */
 #define SEQADJ_BUCKETS_MAX (1u << 20)
 #define TCP_FIN 0x01
+#define TCP_SYN 0x02
 #define TCP_RST 0x04
 #define TCP_ACK 0x10
 #define TCPOPT_EOL 0
@@ -675,6 +676,12 @@ int pkt_seqadj_apply(struct pkt_seqadj *t, uint8_t *p, size_t len, struct pkt_in
 	f = flow_find(t, &k);
 	if (!f)
 		return 0;
+	/* A new connection on the ports of one that closed: its numbers have nothing to do
+	 * with the old shifts. */
+	if (f->linger_until && (pi->tcp_flags & (TCP_SYN | TCP_ACK)) == TCP_SYN) {
+		flow_remove(t, f);
+		return 0;
+	}
 	flow_touch(t, f, now_sec);
 	d = &f->dir[dir];
 	o = &f->dir[!dir];

@@ -649,6 +649,7 @@ static struct seg *mkseg(int family, bool a_to_b, uint32_t seq, uint32_t ack, ui
 #define PSH 0x08
 #define FIN 0x01
 #define RST 0x04
+#define SYN 0x02
 
 /* Applies the table to a segment and returns its parse afterwards (from the bytes). */
 static struct pkt_info apply(struct pkt_seqadj *t, struct seg *s, int changed, uint64_t now)
@@ -844,6 +845,17 @@ static void test_seqadj_lru_expiry(void **state)
 	assert_true(pkt_seqadj_known(t, &f[1].pi));
 	pkt_seqadj_expire(t, 260);
 	assert_false(pkt_seqadj_known(t, &f[1].pi));
+
+	/* A SYN on the ports of a closing flow starts afresh; on an open one it is ignored. */
+	assert_int_equal(pkt_seqadj_record(t, &f[2].pi, 5, 300), 1);
+	flow_seg(&f[3], 1002, SYN, true);
+	pkt_seqadj_apply(t, f[3].p, f[3].len, &f[3].pi, 301);
+	assert_true(pkt_seqadj_known(t, &f[2].pi));
+	flow_seg(&f[3], 1002, ACK | RST, false);
+	pkt_seqadj_apply(t, f[3].p, f[3].len, &f[3].pi, 302);
+	flow_seg(&f[3], 1002, SYN, true);
+	assert_int_equal(pkt_seqadj_apply(t, f[3].p, f[3].len, &f[3].pi, 303), 0);
+	assert_false(pkt_seqadj_known(t, &f[2].pi));
 
 	/* Only TCP. */
 	size_t len = v4_udp(buf, 10);
