@@ -710,6 +710,10 @@ static void run_stream(int family)
 	assert_int_equal(pi.tcp_seq, 1100);
 	pi = apply(t, mkseg(family, true, 1000, 5000, ACK, NULL, 0, 100), 0, 3);
 	assert_int_equal(pi.tcp_seq, 1000);
+	/* Changed differently on retransmission: like the kernel, the first change stands. */
+	record(t, family, true, 1100, 9, 0);
+	pi = apply(t, mkseg(family, true, 1200, 5000, ACK, NULL, 0, 100), 1, 3);
+	assert_int_equal(pi.tcp_seq, 1207);
 
 	/* A second change, at 1300, by +5: the correction point moves. */
 	record(t, family, true, 1300, 5, 0);
