@@ -13,7 +13,9 @@
 
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 
 #define IPV4_HDR_MIN 20
@@ -37,6 +39,12 @@ static void put16(uint8_t *p, uint16_t v)
 {
 	p[0] = (uint8_t)(v >> 8);
 	p[1] = (uint8_t)v;
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	put16(p, (uint16_t)(v >> 16));
+	put16(p + 2, (uint16_t)v);
 }
 
 static int parse_ipv4(const uint8_t *p, size_t len, struct pkt_info *pi)
@@ -379,4 +387,339 @@ bool pkt_checksums_ok(const uint8_t *p, size_t len, const struct pkt_info *pi)
 	if (pi->protocol == IPPROTO_UDP && get16(field) == 0)
 		return pi->family == AF_INET;
 	return pkt_csum_fold(l4_sum(p, pi)) == 0;
+}
+
+/* --- TCP sequence shifts ------------------------------------------------------------ */
+
+#define SEQADJ_LINGER_SEC 10 /* after a RST or the second FIN: late retransmissions */
+#define SEQADJ_BUCKETS_MAX (1u << 20)
+#define TCP_FIN 0x01
+#define TCP_RST 0x04
+#define TCP_ACK 0x10
+#define TCPOPT_EOL 0
+#define TCPOPT_NOP 1
+#define TCPOPT_SACK 5
+#define TCPOLEN_SACK_PERBLOCK 8
+
+/* One direction's shift, as struct nf_ct_seqadj in the kernel. */
+struct seqadj_dir {
+	uint32_t correction_pos;
+	int32_t offset_before;
+	int32_t offset_after;
+};
+
+/* Endpoint 0 is the smaller (address, port), so both orientations build the same key. */
+struct seqadj_key {
+	uint8_t family;
+	uint8_t addr[2][16];
+	uint16_t port[2];
+};
+
+struct seqadj_flow {
+	struct seqadj_key key;
+	struct seqadj_dir dir[2];    /* indexed by the sending endpoint */
+	uint8_t fin_seen;            /* bit per sending endpoint */
+	uint64_t last_used;
+	uint64_t linger_until;       /* 0: not closing */
+	struct seqadj_flow *hnext;   /* hash chain */
+	struct seqadj_flow *prev, *next; /* LRU list, most recent first */
+};
+
+struct pkt_seqadj {
+	struct seqadj_flow **buckets;
+	size_t n_buckets; /* power of two */
+	size_t count, max_flows;
+	unsigned idle_sec;
+	struct seqadj_flow *lru_head, *lru_tail;
+	uint64_t seed;
+};
+
+/* Serial-number comparison (RFC 1982), as the kernel's before()/after(). */
+static bool seq_before(uint32_t a, uint32_t b)
+{
+	return (int32_t)(a - b) < 0;
+}
+
+static bool seq_after(uint32_t a, uint32_t b)
+{
+	return seq_before(b, a);
+}
+
+/* Builds the key of pi's flow; *ret_dir is the index of pi's sender. */
+static int flow_key(const struct pkt_info *pi, struct seqadj_key *k, int *ret_dir)
+{
+	size_t alen = pi->family == AF_INET ? 4 : 16;
+	int c, d;
+
+	if (pi->protocol != IPPROTO_TCP || !pi->saddr || !pi->daddr)
+		return -EINVAL;
+	memset(k, 0, sizeof(*k));
+	k->family = (uint8_t)pi->family;
+	c = memcmp(pi->saddr, pi->daddr, alen);
+	d = c < 0 || (c == 0 && pi->sport <= pi->dport) ? 0 : 1;
+	memcpy(k->addr[d], pi->saddr, alen);
+	memcpy(k->addr[!d], pi->daddr, alen);
+	k->port[d] = pi->sport;
+	k->port[!d] = pi->dport;
+	*ret_dir = d;
+	return 0;
+}
+
+/* A seeded multiply-xorshift over the key: the flows are picked by whoever sends traffic
+ * that an extension chooses to rewrite, so chains must not be predictable. */
+static size_t key_hash(const struct pkt_seqadj *t, const struct seqadj_key *k)
+{
+	const uint8_t *b = (const uint8_t *)k;
+	uint64_t h = t->seed, w;
+	size_t i;
+
+	for (i = 0; i + 8 <= sizeof(*k); i += 8) {
+		memcpy(&w, b + i, 8);
+		h = (h ^ w) * 0x9e3779b97f4a7c15ull;
+		h ^= h >> 29;
+	}
+	for (; i < sizeof(*k); i++)
+		h = (h ^ b[i]) * 0x100000001b3ull;
+	h ^= h >> 32;
+	return (size_t)h & (t->n_buckets - 1);
+}
+
+static void lru_unlink(struct pkt_seqadj *t, struct seqadj_flow *f)
+{
+	if (f->prev)
+		f->prev->next = f->next;
+	else
+		t->lru_head = f->next;
+	if (f->next)
+		f->next->prev = f->prev;
+	else
+		t->lru_tail = f->prev;
+	f->prev = f->next = NULL;
+}
+
+static void lru_push(struct pkt_seqadj *t, struct seqadj_flow *f)
+{
+	f->prev = NULL;
+	f->next = t->lru_head;
+	if (t->lru_head)
+		t->lru_head->prev = f;
+	else
+		t->lru_tail = f;
+	t->lru_head = f;
+}
+
+static struct seqadj_flow *flow_find(struct pkt_seqadj *t, const struct seqadj_key *k)
+{
+	struct seqadj_flow *f;
+
+	for (f = t->buckets[key_hash(t, k)]; f; f = f->hnext)
+		if (!memcmp(&f->key, k, sizeof(*k)))
+			return f;
+	return NULL;
+}
+
+static void flow_remove(struct pkt_seqadj *t, struct seqadj_flow *f)
+{
+	struct seqadj_flow **pp = &t->buckets[key_hash(t, &f->key)];
+
+	while (*pp != f)
+		pp = &(*pp)->hnext;
+	*pp = f->hnext;
+	lru_unlink(t, f);
+	t->count--;
+	free(f);
+}
+
+static void flow_touch(struct pkt_seqadj *t, struct seqadj_flow *f, uint64_t now_sec)
+{
+	f->last_used = now_sec;
+	lru_unlink(t, f);
+	lru_push(t, f);
+}
+
+struct pkt_seqadj *pkt_seqadj_new(size_t max_flows, unsigned idle_sec)
+{
+	struct pkt_seqadj *t;
+	size_t n = 16;
+
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return NULL;
+	t->max_flows = max_flows ? max_flows : 1;
+	t->idle_sec = idle_sec;
+	while (n < t->max_flows && n < SEQADJ_BUCKETS_MAX)
+		n <<= 1;
+	t->n_buckets = n;
+	t->buckets = calloc(n, sizeof(*t->buckets));
+	if (!t->buckets) {
+		free(t);
+		return NULL;
+	}
+	if (getrandom(&t->seed, sizeof(t->seed), GRND_NONBLOCK) != sizeof(t->seed))
+		t->seed = (uint64_t)(uintptr_t)t ^ 0x5851f42d4c957f2dull;
+	return t;
+}
+
+void pkt_seqadj_free(struct pkt_seqadj *t)
+{
+	struct seqadj_flow *f, *next;
+
+	if (!t)
+		return;
+	for (f = t->lru_head; f; f = next) {
+		next = f->next;
+		free(f);
+	}
+	free(t->buckets);
+	free(t);
+}
+
+int pkt_seqadj_record(struct pkt_seqadj *t, const struct pkt_info *pi, int32_t delta, uint64_t now_sec)
+{
+	struct seqadj_flow *f;
+	struct seqadj_dir *d;
+	struct seqadj_key k;
+	int dir, created = 0;
+	size_t b;
+
+	if (flow_key(pi, &k, &dir) < 0 || !pi->l4_hdr_len)
+		return -EINVAL;
+	/* As nf_ct_seqadj_set(): no change, nothing to remember. */
+	if (delta == 0)
+		return 0;
+	f = flow_find(t, &k);
+	if (!f) {
+		if (t->count >= t->max_flows)
+			flow_remove(t, t->lru_tail);
+		f = calloc(1, sizeof(*f));
+		if (!f)
+			return -ENOMEM;
+		f->key = k;
+		b = key_hash(t, &k);
+		f->hnext = t->buckets[b];
+		t->buckets[b] = f;
+		lru_push(t, f);
+		t->count++;
+		created = 1;
+	}
+	flow_touch(t, f, now_sec);
+	d = &f->dir[dir];
+	if (d->offset_before == d->offset_after || seq_before(d->correction_pos, pi->tcp_seq)) {
+		d->correction_pos = pi->tcp_seq;
+		d->offset_before = d->offset_after;
+		d->offset_after = (int32_t)((uint32_t)d->offset_after + (uint32_t)delta);
+	}
+	return created;
+}
+
+/* Maps a sequence number of the other direction's shifted stream back to what its sender
+ * sent: the acknowledgement number and SACK edges (nf_ct_seq_adjust, nf_ct_sack_adjust). */
+static uint32_t unshift(const struct seqadj_dir *o, uint32_t v)
+{
+	if (seq_after(v - (uint32_t)o->offset_before, o->correction_pos))
+		return v - (uint32_t)o->offset_after;
+	return v - (uint32_t)o->offset_before;
+}
+
+/* Adjusts the SACK blocks in the TCP options opt[0..optlen); returns whether any changed.
+ * Malformed options end the walk, as in the kernel. */
+static bool sack_adjust(uint8_t *opt, size_t optlen, const struct seqadj_dir *o)
+{
+	size_t off = 0, end, i;
+	bool changed = false;
+	uint32_t v, nv;
+
+	while (off < optlen) {
+		if (opt[off] == TCPOPT_EOL)
+			break;
+		if (opt[off] == TCPOPT_NOP) {
+			off++;
+			continue;
+		}
+		if (optlen - off < 2 || opt[off + 1] < 2 || opt[off + 1] > optlen - off)
+			break;
+		end = off + opt[off + 1];
+		if (opt[off] == TCPOPT_SACK && opt[off + 1] >= 2 + TCPOLEN_SACK_PERBLOCK &&
+		    (opt[off + 1] - 2) % TCPOLEN_SACK_PERBLOCK == 0) {
+			for (i = off + 2; i + 4 <= end; i += 4) {
+				v = get32(opt + i);
+				nv = unshift(o, v);
+				if (nv != v) {
+					put32(opt + i, nv);
+					changed = true;
+				}
+			}
+		}
+		off = end;
+	}
+	return changed;
+}
+
+int pkt_seqadj_apply(struct pkt_seqadj *t, uint8_t *p, size_t len, struct pkt_info *pi, uint64_t now_sec)
+{
+	const struct seqadj_dir *d, *o;
+	struct seqadj_flow *f;
+	struct seqadj_key k;
+	uint32_t seq, ack;
+	bool changed = false;
+	uint8_t *th;
+	int dir;
+
+	if (flow_key(pi, &k, &dir) < 0 || pi->l4_hdr_len < TCP_HDR_MIN ||
+	    pi->l4_off > len || len - pi->l4_off < pi->l4_hdr_len)
+		return 0;
+	f = flow_find(t, &k);
+	if (!f)
+		return 0;
+	flow_touch(t, f, now_sec);
+	d = &f->dir[dir];
+	o = &f->dir[!dir];
+	th = p + pi->l4_off;
+	seq = pi->tcp_seq + (uint32_t)(seq_after(pi->tcp_seq, d->correction_pos) ? d->offset_after : d->offset_before);
+	if (seq != pi->tcp_seq) {
+		put32(th + 4, seq);
+		pi->tcp_seq = seq;
+		changed = true;
+	}
+	if (pi->tcp_flags & TCP_ACK) {
+		ack = unshift(o, pi->tcp_ack);
+		if (ack != pi->tcp_ack) {
+			put32(th + 8, ack);
+			pi->tcp_ack = ack;
+			changed = true;
+		}
+		changed |= sack_adjust(th + TCP_HDR_MIN, pi->l4_hdr_len - TCP_HDR_MIN, o);
+	}
+	if (pi->tcp_flags & TCP_FIN)
+		f->fin_seen |= (uint8_t)(1u << dir);
+	if (!f->linger_until && (pi->tcp_flags & TCP_RST || f->fin_seen == 3))
+		f->linger_until = now_sec + SEQADJ_LINGER_SEC;
+	return changed;
+}
+
+bool pkt_seqadj_known(struct pkt_seqadj *t, const struct pkt_info *pi)
+{
+	struct seqadj_key k;
+	int dir;
+
+	return flow_key(pi, &k, &dir) == 0 && flow_find(t, &k);
+}
+
+void pkt_seqadj_expire(struct pkt_seqadj *t, uint64_t now_sec)
+{
+	struct seqadj_flow *f, *prev;
+
+	/* Closing flows can sit anywhere in the LRU order: walk it all (once a second at most,
+	 * over at most max_flows entries). */
+	for (f = t->lru_tail; f; f = prev) {
+		prev = f->prev;
+		if ((f->linger_until && f->linger_until <= now_sec) ||
+		    now_sec - f->last_used >= t->idle_sec)
+			flow_remove(t, f);
+	}
+}
+
+size_t pkt_seqadj_count(const struct pkt_seqadj *t)
+{
+	return t->count;
 }
