@@ -60,7 +60,7 @@ static void test_flow_order_with_jitter(void **state)
 
 /* --- the timer thread, with a recording resume -------------------------------------------- */
 
-static uint64_t released[64];
+static _Atomic uint64_t released[64]; /* read by the test while the timer thread runs */
 static atomic_size_t n_released;
 
 static int record(ne_provider *p, uint64_t id, ne_packet_verdict v)
