@@ -487,6 +487,10 @@ static int handle_batch(struct pqueue *q, size_t n)
 			r = put_verdict(q, &q->pkts[i], &q->verdicts[i]);
 		}
 	}
+	/* The space goes back after the verdicts are published: netextd re-reads an allowed
+	 * packet of a TCP flow it shifts from the ring when the verdict comes, so the bytes
+	 * should still be there then. (A daemon stalled on a full packet ring retries on a
+	 * timer, so it does not need a wake-up for the space.) */
 	if (r == 0)
 		r = batch_close(q);
 	pr_release(&q->pkt);
@@ -920,9 +924,10 @@ static int resume(struct nelib_packet *st, uint64_t id, const ne_packet_verdict 
 	pthread_mutex_lock(&q->lock);
 	pthread_mutex_unlock(&st->lock);
 	r = resume_locked(q, id, v);
-	pthread_mutex_unlock(&q->lock);
+	/* Under the lock: once it is released, the dispatch thread may close the fd. */
 	if (r > 0)
-		signal_fd(q->efd_vd); /* q stays until the dispatch thread takes its lock again */
+		signal_fd(q->efd_vd);
+	pthread_mutex_unlock(&q->lock);
 	return r < 0 ? r : 0;
 }
 
