@@ -67,6 +67,7 @@
 #define OUT_CAP (256 * 1024)      /* verdict messages per sendmsg */
 #define VERDICT_OVERHEAD 128
 #define PUBLISH_EVERY 64          /* packets between publishing, draining and flushing */
+#define READ_BUDGET 1024          /* packet messages per wake-up before other sources run */
 #define STALL_RETRY_MS 5
 #define SEQADJ_FLOWS 65536
 #define SEQADJ_IDLE_S 600
@@ -605,12 +606,18 @@ static void set_stalled(struct pfq *q, bool stalled)
 	sd_event_source_set_enabled(q->nl_src, stalled ? SD_EVENT_OFF : SD_EVENT_ON);
 }
 
-/* Reads until the socket is empty or the ring is full; answers and publishes as it goes. */
+/* Reads until the socket is empty, the ring is full or the budget is spent; answers and
+ * publishes as it goes. The budget matters under a flood, where the socket never runs dry:
+ * without it the loop would never return to sd-event, the heartbeat and the control socket
+ * would starve, and a healthy extension would be killed as hung. The io source is
+ * level-triggered, so the rest is read on the next turn of the loop. */
 static void q_read(struct pfq *q)
 {
-	unsigned since = 0;
+	unsigned since = 0, budget = READ_BUDGET;
 
 	for (;;) {
+		if (budget-- == 0)
+			break;
 		if (q->rlen == 0) {
 			ssize_t n = recv(mnl_socket_get_fd(q->nl), q->rbuf, RBUF_SIZE, MSG_DONTWAIT);
 
