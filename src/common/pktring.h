@@ -109,7 +109,9 @@ struct pr_ring {
 	uint8_t *data;
 	uint32_t size;
 	uint32_t pos;
-	uint32_t peek_len; /* consumer: length of the record pr_peek() returned */
+	/* consumer: the checked length of the record pr_peek() returned (use this, never
+	 * rec->len re-read from shared memory); producer: the length pr_reserve() handed out */
+	uint32_t peek_len;
 };
 
 /* Daemon side: a sealed memfd of PR_CTL_SIZE + pkt_size + vd_size bytes (sizes powers of two
@@ -121,7 +123,10 @@ int pr_shm_map(int memfd, void **ret_map, size_t *ret_len);
 void pr_shm_unmap(void *map, size_t len);
 
 /* Views of the two rings of a mapping (ring = 0: packet ring, 1: verdict ring). A producer
- * view starts at the ring's tail, a consumer view at its head. */
+ * view starts at the ring's tail, a consumer view at its head. The ring sizes are read from
+ * the control page here: the daemon attaches both rings before it passes the memfd on (the
+ * extension could rewrite them afterwards); sizes that fail the checks leave a dead view on
+ * which every operation fails. */
 void pr_ring_attach(struct pr_ring *r, void *map, int ring, bool producer);
 
 /* Producer: a record of `len` bytes (header included; rounded up to PR_ALIGN), or NULL when

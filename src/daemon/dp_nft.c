@@ -340,6 +340,21 @@ static int match_skuid(struct nftnl_rule *r, const struct dp_match *m)
 	return err < 0 ? err : put_cmp(r, m->neg, &m->uid, sizeof(m->uid));
 }
 
+/* nft compares the whole IFNAMSIZ buffer, NUL-padded: `iifname "lo"` is exact, not a
+ * prefix. An empty or unterminated name is refused. */
+static int match_ifname(struct nftnl_rule *r, const struct dp_match *m)
+{
+	char name[sizeof(m->ifname)] = {0};
+	size_t len = strnlen(m->ifname, sizeof(m->ifname));
+	int err;
+
+	if (len == 0 || len == sizeof(m->ifname))
+		return -EINVAL;
+	memcpy(name, m->ifname, len);
+	err = put_meta_load(r, m->kind == DP_MATCH_IIFNAME ? NFT_META_IIFNAME : NFT_META_OIFNAME);
+	return err < 0 ? err : put_cmp(r, m->neg, name, sizeof(name));
+}
+
 static int put_match(struct nftnl_rule *r, const struct dp_match *m)
 {
 	switch (m->kind) {
@@ -362,6 +377,9 @@ static int put_match(struct nftnl_rule *r, const struct dp_match *m)
 		return match_nfproto(r, m);
 	case DP_MATCH_SKUID:
 		return match_skuid(r, m);
+	case DP_MATCH_IIFNAME:
+	case DP_MATCH_OIFNAME:
+		return match_ifname(r, m);
 	}
 	return -EINVAL;
 }

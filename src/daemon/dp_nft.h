@@ -19,7 +19,7 @@ struct mnl_nlmsg_batch;
 #define DP_NFT_NAME_MAX 64 /* table and chain names, including the NUL */
 #define DP_RULE_MAX_MATCHES 8
 #define DP_RULE_MAX_ACTIONS 4
-#define DP_RULESET_MAX_CHAINS 12
+#define DP_RULESET_MAX_CHAINS 16
 /* A batch given to dp_nft_build() must have this many bytes of room past its limit: libmnl
  * writes a message before it checks the limit. One rule message stays far below it. */
 #define DP_NFT_BATCH_SLACK 16384
@@ -63,6 +63,8 @@ enum dp_match_kind {
 	DP_MATCH_SPORT,
 	DP_MATCH_NFPROTO,  /* meta nfproto: NFPROTO_IPV4 or NFPROTO_IPV6 */
 	DP_MATCH_SKUID,    /* meta skuid: the uid owning the packet's local socket */
+	DP_MATCH_IIFNAME,  /* meta iifname: input interface name (exact, IFNAMSIZ compare) */
+	DP_MATCH_OIFNAME,  /* meta oifname: output interface name */
 };
 
 /* ct state bits, as the kernel's NF_CT_STATE_BIT() encodes them. */
@@ -97,6 +99,7 @@ struct dp_match {
 		uint16_t port; /* host byte order */
 		uint8_t nfproto; /* NFPROTO_IPV4, NFPROTO_IPV6 */
 		uint32_t uid;
+		char ifname[16]; /* IFNAMSIZ, NUL-padded */
 	};
 };
 

@@ -25,6 +25,7 @@
 #include <netext/dnsproxy.h>
 #include <netext/extension.h>
 #include <netext/filter.h>
+#include <netext/packet.h>
 
 #include "lib-internal.h"
 #include "util.h"
@@ -41,6 +42,7 @@ struct registration {
 	struct ne_provider_ops ops;
 	struct ne_filter_ops fops; /* filter-data providers */
 	struct ne_dns_proxy_ops dops; /* dns-proxy providers */
+	struct ne_packet_filter_ops pops; /* filter-packet providers */
 	void *userdata;
 };
 
@@ -55,6 +57,8 @@ struct ne_provider {
 	uint64_t start_id, stop_id;
 	struct nelib_filter *filter; /* filter-data providers: flows and settings (filter.c) */
 	struct nelib_dns *dns;       /* dns-proxy providers: queries held (dnsproxy.c) */
+	struct nelib_packet *packet; /* filter-packet providers: queues (packet.c); read by
+				      * resume on any thread, under live_lock */
 };
 
 struct ne_message {
@@ -284,6 +288,7 @@ static void provider_free(ne_provider *pv)
 	pthread_mutex_unlock(&live_lock);
 	nelib_filter_free(pv->filter);
 	nelib_dns_free(pv->dns);
+	nelib_packet_free(pv->packet); /* joins the workers, which use pv */
 	free(pv->config);
 	free(pv);
 }
@@ -365,6 +370,31 @@ struct nelib_dns *nelib_provider_dns(ne_provider *pv, const struct ne_dns_proxy_
 	return pv->dns;
 }
 
+struct nelib_packet *nelib_provider_packet(ne_provider *pv)
+{
+	if (pv->type != NE_PROVIDER_FILTER_PACKET || !(pv->started || pv->start_pending) ||
+	    pv->stop_pending)
+		return NULL;
+	return pv->packet;
+}
+
+struct nelib_packet *nelib_provider_packet_ref(ne_provider *pv)
+{
+	const ne_extension *e;
+	const ne_provider *q;
+	struct nelib_packet *st = NULL;
+
+	pthread_mutex_lock(&live_lock);
+	for (e = live_exts; e && !st; e = e->next_live)
+		for (q = e->providers; q && !st; q = q->next)
+			if (q == pv && pv->packet) {
+				st = pv->packet;
+				nelib_packet_ref(st);
+			}
+	pthread_mutex_unlock(&live_lock);
+	return st;
+}
+
 /* --- handlers of daemon frames: each returns 0 or a protocol fault ---------------------- */
 
 static int on_welcome(ne_extension *ext, const uint8_t *p, size_t len)
@@ -428,6 +458,11 @@ static int on_start(ne_extension *ext, uint64_t id, const uint8_t *p, size_t len
 		nelib_options_free(opts);
 		r = -ENOMEM;
 	}
+	if (r == 0 && pv->type == NE_PROVIDER_FILTER_PACKET &&
+	    !(pv->packet = nelib_packet_new(pv, opts, &reg->pops, reg->userdata))) {
+		nelib_options_free(opts);
+		r = -ENOMEM;
+	}
 	if (r < 0) {
 		provider_free(pv);
 		return send_start_done(ext, id, r, "libnetext: out of memory");
@@ -456,6 +491,8 @@ static int on_stop(ne_extension *ext, uint64_t id, const uint8_t *p, size_t len)
 	pv->stop_pending = true;
 	pv->stop_id = id;
 	reg = &ext->regs[pv->type];
+	/* The packet handlers end before the stop callback frees what they use. */
+	nelib_packet_stop(pv->packet);
 	if (!reg->ops.stop)
 		return ne_provider_stop_done(pv);
 	/* Unknown reasons are passed on as they are: newer daemons may add some. */
@@ -490,9 +527,31 @@ static int on_app_message(ne_extension *ext, uint64_t id, const uint8_t *p, size
 	return 0;
 }
 
-static int handle_frame(ne_extension *ext, const struct ne_msg_hdr *h, const uint8_t *p,
-			size_t len)
+static bool packet_result(const ne_extension *ext, uint64_t id)
 {
+	const ne_provider *pv = find_provider(ext, (uint32_t)(id >> 32));
+
+	return pv && pv->type == NE_PROVIDER_FILTER_PACKET;
+}
+
+static void close_fds(int *fds, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		close(fds[i]);
+}
+
+/* Only PACKET_QUEUE carries fds; they are closed in every other case. */
+static int handle_frame(ne_extension *ext, const struct ne_msg_hdr *h, const uint8_t *p,
+			size_t len, int *fds, size_t nfds)
+{
+	if (h->type == NE_MSG_PACKET_QUEUE || (h->type == NE_MSG_RESULT && packet_result(ext, h->id)))
+		return nelib_packet_frame(ext, h, p, len, fds, nfds);
+	if (nfds) {
+		close_fds(fds, nfds);
+		return -EBADMSG;
+	}
 	switch (h->type) {
 	case NE_MSG_WELCOME:
 		return h->id == 0 ? on_welcome(ext, p, len) : -EBADMSG;
@@ -519,10 +578,14 @@ static int handle_frame(ne_extension *ext, const struct ne_msg_hdr *h, const uin
 /* Receives and handles one frame: 0, -EAGAIN when none is ready, 1 at EOF, or a fault. */
 static int dispatch_one(ne_extension *ext)
 {
+	int fds[NE_WIRE_MAX_FDS];
+	size_t nfds = NE_WIRE_MAX_FDS;
 	struct ne_msg_hdr h;
 	int n, r;
 
-	n = ne_wire_recv(ext->fd, ext->rbuf, sizeof(ext->rbuf), NULL, NULL);
+	n = ne_wire_recv(ext->fd, ext->rbuf, sizeof(ext->rbuf), fds, &nfds);
+	if (n <= 0)
+		nfds = 0; /* ne_wire_recv closed any */
 	if (n == 0)
 		return 1;
 	if (n == -EINTR)
@@ -532,14 +595,16 @@ static int dispatch_one(ne_extension *ext)
 	if (n < 0)
 		return n;
 	r = ne_msg_hdr_decode(ext->rbuf, (size_t)n, &h);
-	if (r < 0)
-		return r;
-	if (ne_msg_from_extension(h.type))
-		return -EPROTO;
+	if (r == 0 && ne_msg_from_extension(h.type))
+		r = -EPROTO;
 	/* The handshake comes first and only once. */
-	if (ext->welcomed == (h.type == NE_MSG_WELCOME))
-		return -EPROTO;
-	return handle_frame(ext, &h, ext->rbuf + NE_WIRE_HDR_LEN, (size_t)n - NE_WIRE_HDR_LEN);
+	if (r == 0 && ext->welcomed == (h.type == NE_MSG_WELCOME))
+		r = -EPROTO;
+	if (r < 0) {
+		close_fds(fds, nfds);
+		return r;
+	}
+	return handle_frame(ext, &h, ext->rbuf + NE_WIRE_HDR_LEN, (size_t)n - NE_WIRE_HDR_LEN, fds, nfds);
 }
 
 /* --- public API --------------------------------------------------------------------------- */
@@ -613,6 +678,19 @@ int ne_extension_register_filter(ne_extension *ext, const struct ne_provider_ops
 	memcpy(&ext->regs[NE_PROVIDER_FILTER_DATA].fops, filter_ops,
 	       NE_MIN((size_t)filter_ops->size, sizeof(struct ne_filter_ops)));
 	ext->regs[NE_PROVIDER_FILTER_DATA].fops.size = sizeof(struct ne_filter_ops);
+	return 0;
+}
+
+int nelib_register_packet(ne_extension *ext, const struct ne_provider_ops *ops,
+			  const struct ne_packet_filter_ops *packet_ops, void *userdata)
+{
+	int r = ne_extension_register(ext, NE_PROVIDER_FILTER_PACKET, ops, userdata);
+
+	if (r < 0)
+		return r;
+	memcpy(&ext->regs[NE_PROVIDER_FILTER_PACKET].pops, packet_ops,
+	       NE_MIN((size_t)packet_ops->size, sizeof(struct ne_packet_filter_ops)));
+	ext->regs[NE_PROVIDER_FILTER_PACKET].pops.size = sizeof(struct ne_packet_filter_ops);
 	return 0;
 }
 
@@ -718,6 +796,27 @@ int ne_extension_fd(const ne_extension *ext)
 	return ext ? ext->fd : -EINVAL;
 }
 
+/* A packet worker found a ring garbled: a protocol fault like a bad frame. */
+static int packet_fault(const ne_extension *ext)
+{
+	const ne_provider *pv;
+	int r;
+
+	for (pv = ext->providers; pv; pv = pv->next)
+		if ((r = nelib_packet_fault(pv->packet)) < 0)
+			return r;
+	return 0;
+}
+
+/* The channel is gone: the daemon no longer reads verdicts, so the handlers stop. */
+static void stop_packets(ne_extension *ext)
+{
+	ne_provider *pv;
+
+	for (pv = ext->providers; pv; pv = pv->next)
+		nelib_packet_stop(pv->packet);
+}
+
 /* Once the channel closed or faulted, every later call returns the same result. */
 int ne_extension_dispatch(ne_extension *ext)
 {
@@ -737,8 +836,11 @@ int ne_extension_dispatch(ne_extension *ext)
 	while (r == 0);
 	ext->dispatching = false;
 	if (r == -EAGAIN)
+		r = packet_fault(ext);
+	if (r == 0)
 		return 0;
 	ext->status = r;
+	stop_packets(ext);
 	return r;
 }
 

@@ -26,6 +26,8 @@ struct ne_filter_ops;
 struct nelib_filter;
 struct ne_dns_proxy_ops;
 struct nelib_dns;
+struct ne_packet_filter_ops;
+struct nelib_packet;
 int nelib_send(ne_extension *ext, int len);  /* sends the frame encoded in nelib_wbuf() */
 struct ne_wbuf nelib_wbuf(ne_extension *ext);
 ne_provider *nelib_find_provider(const ne_extension *ext, uint32_t handle);
@@ -60,3 +62,30 @@ void nelib_dns_free(struct nelib_dns *dns); /* NULL ok; frees every query still 
 int nelib_dns_send_settings(ne_provider *pv, const struct ne_dns_proxy_ops *ops);
 /* Handles DNS_QUERY and DNS_RESPONSE: 0 or a protocol fault. */
 int nelib_dns_frame(ne_extension *ext, const struct ne_msg_hdr *h, const uint8_t *p, size_t len);
+
+/* packet.c: the filter-packet provider's queues, workers and settings. */
+/* The state of a provider started with options ("delay_max_ms": how long a delayed packet
+ * is remembered), holding one reference. NULL without memory. */
+struct nelib_packet *nelib_packet_new(ne_provider *pv, const ne_options *options,
+				      const struct ne_packet_filter_ops *ops, void *userdata);
+/* Stops and joins the workers and unmaps the queues (dispatch thread; not from a handler).
+ * Later resumes fail with -EINVAL. NULL ok. */
+void nelib_packet_stop(struct nelib_packet *st);
+/* Stops, then drops the provider's reference. NULL ok. */
+void nelib_packet_free(struct nelib_packet *st);
+void nelib_packet_ref(struct nelib_packet *st);
+void nelib_packet_unref(struct nelib_packet *st);
+/* A worker's protocol fault (a ring the daemon garbled), else 0. */
+int nelib_packet_fault(const struct nelib_packet *st);
+/* Handles RESULT (for a filter-packet provider) and PACKET_QUEUE, taking the received fds in
+ * every case: 0 or a protocol fault. */
+int nelib_packet_frame(ne_extension *ext, const struct ne_msg_hdr *h, const uint8_t *p, size_t len,
+		       int *fds, size_t nfds);
+/* extension.c: the provider's packet state, NULL for other types and unless it has started
+ * or is starting and is not stopping (dispatch thread). */
+struct nelib_packet *nelib_provider_packet(ne_provider *pv);
+/* Any thread: the packet state of a live provider with a reference taken, or NULL. */
+struct nelib_packet *nelib_provider_packet_ref(ne_provider *pv);
+/* Registers a filter-packet provider with packet_ops already checked by packet.c. */
+int nelib_register_packet(ne_extension *ext, const struct ne_provider_ops *ops,
+			  const struct ne_packet_filter_ops *packet_ops, void *userdata);

@@ -396,6 +396,55 @@ static void test_ruleset_limits(void **state)
 	dp_ruleset_free(NULL);
 }
 
+/* `iifname != "lo"` and `oifname "veth0"`: meta load of the name, a 16-byte NUL-padded cmp. */
+static void test_ifname(void **state)
+{
+	struct dp_match in = {.kind = DP_MATCH_IIFNAME, .neg = true, .ifname = "lo"};
+	struct dp_match out = {.kind = DP_MATCH_OIFNAME, .ifname = "veth0"};
+	struct dp_match bad = {.kind = DP_MATCH_IIFNAME};
+	struct dp_action acc = {.kind = DP_ACTION_ACCEPT};
+	struct nftnl_expr *e[MAX_EXPRS];
+	struct mnl_nlmsg_batch *b;
+	uint32_t seq = 1;
+	char *buf;
+	const char *name;
+	struct dp_ruleset rs;
+	struct parsed p;
+	uint32_t len;
+	size_t n;
+
+	dp_ruleset_init_base(&rs, "netext-test");
+	assert_int_equal(dp_ruleset_add(&rs, 2, &in, 1, &acc, 1), 0);
+	assert_int_equal(dp_ruleset_add(&rs, 2, &out, 1, &acc, 1), 0);
+	build_and_parse(&rs, DP_QUEUE_COMPAT, &p);
+	n = rule_exprs(p.rules[0], e);
+	assert_int_equal(n, 3);
+	assert_string_equal(expr_name(e[0]), "meta");
+	assert_int_equal(nftnl_expr_get_u32(e[0], NFTNL_EXPR_META_KEY), NFT_META_IIFNAME);
+	name = nftnl_expr_get(e[1], NFTNL_EXPR_CMP_DATA, &len);
+	assert_int_equal(len, 16);
+	assert_memory_equal(name, "lo\0\0\0\0\0\0\0\0\0\0\0\0\0\0", 16);
+	assert_int_equal(nftnl_expr_get_u32(e[1], NFTNL_EXPR_CMP_OP), NFT_CMP_NEQ);
+	n = rule_exprs(p.rules[1], e);
+	assert_int_equal(n, 3);
+	assert_int_equal(nftnl_expr_get_u32(e[0], NFTNL_EXPR_META_KEY), NFT_META_OIFNAME);
+	name = nftnl_expr_get(e[1], NFTNL_EXPR_CMP_DATA, &len);
+	assert_string_equal(name, "veth0");
+	assert_int_equal(nftnl_expr_get_u32(e[1], NFTNL_EXPR_CMP_OP), NFT_CMP_EQ);
+	parsed_free(&p);
+	dp_ruleset_free(&rs);
+	/* An empty name is refused when the batch is built. */
+	dp_ruleset_init_base(&rs, "netext-test");
+	assert_int_equal(dp_ruleset_add(&rs, 2, &bad, 1, &acc, 1), 0);
+	buf = malloc(BUF_LIMIT + DP_NFT_BATCH_SLACK);
+	b = mnl_nlmsg_batch_start(buf, BUF_LIMIT);
+	assert_int_equal(dp_nft_build(&rs, DP_QUEUE_COMPAT, b, &seq), -EINVAL);
+	mnl_nlmsg_batch_stop(b);
+	free(buf);
+	dp_ruleset_free(&rs);
+	(void)state;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -408,6 +457,7 @@ int main(void)
 		cmocka_unit_test(test_ruleset_limits),
 		cmocka_unit_test(test_tproxy_nfproto_skuid),
 		cmocka_unit_test(test_tproxy_bad_family),
+		cmocka_unit_test(test_ifname),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
