@@ -13,7 +13,6 @@
  *   udpecho sink ADDR PORT [-d SECONDS] [-w WARMUP]
  *       counts datagrams for SECONDS after the first one plus WARMUP seconds; prints
  *       "received=N seconds=S pps=P bytes=B". */
-#define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
