@@ -64,7 +64,7 @@ fi
 # tcp_modify MODE MARKER REPLACEMENT: the 2 MB stream v4 and v6, large GSO packets and MSS-sized.
 tcp_modify() {
 	local mode=$1 marker=$2 repl=$3 dst gso m0
-	stream_file "$T/in.txt" 25000 "$marker"
+	stream_file "$T/in.txt" 35000 "$marker"
 	pconfig "t$mode" open mode="$mode" protocol=tcp port=6102
 	for gso in large mss; do
 		if [ $gso = large ]; then
