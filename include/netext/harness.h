@@ -20,6 +20,7 @@
 #include <netext/dnsproxy.h>
 #include <netext/extension.h>
 #include <netext/filter.h>
+#include <netext/packet.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -113,6 +114,36 @@ NE_EXPORT int ne_harness_dns_response(ne_harness *harness, const char *config, u
 /* The DNS settings the provider sent as it started: -ENOENT when it sent none. */
 NE_EXPORT int ne_harness_dns_settings(ne_harness *harness, const char *config, bool *ret_raw,
 				      bool *ret_responses);
+
+/* --- filter-packet providers ---------------------------------------------------------
+ * The harness accepts every PACKET_SETTINGS a provider applies (and remembers the last per
+ * configuration) and plays netextd's side of the packet queues with real shared-memory rings
+ * and eventfds, so the provider's handlers run on the library's worker threads as they do
+ * under netextd. Every packet goes to queue 0; the copy range of the settings applies (a
+ * longer packet arrives truncated). Checksums are not checked or fixed.
+ *
+ *     ne_packet_verdict v;  uint64_t id;
+ *     ne_harness_packet(h, "pf", bytes, len, NE_PACKET_OUTBOUND, &id, &v);
+ *     // v.kind == NE_PACKET_MODIFY: v.bytes, v.len hold the replacement
+ *     // v.kind == NE_PACKET_DELAY:  ne_harness_packet_verdict(h, id, &v) waits for the resume
+ *
+ * A verdict's bytes point into the harness: valid until the next call on it. */
+
+/* Queues one packet (an IP packet, header first) for configuration config's provider and
+ * waits for its first verdict (which may be DELAY). *ret_id names it for
+ * ne_harness_packet_verdict(). -ENOTCONN before the provider applied settings. */
+NE_EXPORT int ne_harness_packet(ne_harness *harness, const char *config, const void *bytes, size_t len,
+				ne_packet_direction direction, uint64_t *ret_id, ne_packet_verdict *ret_verdict);
+/* Queues one packet without waiting: packets queued back to back reach a batch handler
+ * together. */
+NE_EXPORT int ne_harness_packet_send(ne_harness *harness, const char *config, const void *bytes,
+				     size_t len, ne_packet_direction direction, uint64_t *ret_id);
+/* Waits (up to the timeout) for the final verdict of packet id (not DELAY): the one its
+ * handler returned, or its resume. */
+NE_EXPORT int ne_harness_packet_verdict(ne_harness *harness, uint64_t id, ne_packet_verdict *ret_verdict);
+/* The packet settings the provider applied last: -ENOENT when it applied none. */
+NE_EXPORT int ne_harness_packet_settings(ne_harness *harness, const char *config, size_t *ret_n_rules,
+					 unsigned *ret_queues, uint32_t *ret_copy_range);
 
 /* Log lines the extension sent, oldest first; NULL past the end. */
 NE_EXPORT const char *ne_harness_log_line(const ne_harness *harness, size_t i);

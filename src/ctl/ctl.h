@@ -33,3 +33,6 @@ int cmd_filter(int argc, char **argv); /* filter: configurations and counters */
 
 /* dns_cmds.c: split-DNS routes and the DNS proxy's status. */
 int cmd_dns(int argc, char **argv);    /* dns route add|del|list | dns status */
+
+/* packet_cmds.c: the packet filter's status. */
+int cmd_packet(int argc, char **argv); /* packet status */

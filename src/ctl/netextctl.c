@@ -63,6 +63,7 @@ static void usage(FILE *f)
 		"  dns route del SUFFIX           delete a route added with dns route add\n"
 		"  dns route list                 split-DNS routes, the default route and their sources\n"
 		"  dns status                     DNS interception, engine and provider counters\n"
+		"  packet status                  packet filter: configuration, queues and counters\n"
 		"  dev register ID EXECUTABLE [--user USER]   (developer mode only)\n"
 		"  dev unregister ID\n"
 		"  raw METHOD JSON-PARAMS         send any request (for scripts)\n"
@@ -965,6 +966,8 @@ static int dispatch(int argc, char **argv)
 		return cmd_filter(argc, argv);
 	if (!strcmp(cmd, "dns"))
 		return cmd_dns(argc, argv);
+	if (!strcmp(cmd, "packet"))
+		return cmd_packet(argc, argv);
 	if (!strcmp(cmd, "dev"))
 		return cmd_dev(argc, argv);
 	if (!strcmp(cmd, "raw"))

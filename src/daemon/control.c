@@ -26,6 +26,7 @@
 #include "daemon.h"
 #include "dnsctl.h"
 #include "dnsprov.h"
+#include "pktfilter.h"
 #include "dnsproxy.h"
 #include "filter.h"
 #include "log.h"
@@ -603,10 +604,13 @@ static void m_config_add(struct control *c, struct ctl_req *req, json_t *params)
 		goto out;
 	}
 	if (type != NE_PROVIDER_MESSAGE && type != NE_PROVIDER_FILTER_DATA &&
-	    type != NE_PROVIDER_DNS_PROXY) {
+	    type != NE_PROVIDER_DNS_PROXY && type != NE_PROVIDER_FILTER_PACKET) {
 		ctl_req_error(req, "unsupported", "this netextd has no datapath for %s providers yet", prov);
 		goto out;
 	}
+	/* A packet filter fails open unless told otherwise (docs/packet-filter.md). */
+	if (type == NE_PROVIDER_FILTER_PACKET && !json_object_get(params, "fail_policy"))
+		sc.fail_open = true;
 	if (config_options(req, json_object_get(params, "options"), &sc) < 0)
 		goto out;
 	ne_strscpy(sc.name, name, sizeof(sc.name));
@@ -644,6 +648,7 @@ static void m_config_remove(struct control *c, struct ctl_req *req, json_t *para
 	}
 	filter_reconfigure(c->d);
 	dnsprov_reconfigure(c->d);
+	pktfilter_reconfigure(c->d);
 	ext_config_removed(c->d, name);
 	ctl_req_reply(req, NULL);
 }
@@ -758,6 +763,12 @@ static void m_dns_status(struct control *c, struct ctl_req *req, json_t *params)
 	(void)params;
 }
 
+static void m_packet_status(struct control *c, struct ctl_req *req, json_t *params)
+{
+	ctl_req_reply(req, pktfilter_status_json(c->d));
+	(void)params;
+}
+
 /* Split-DNS routes: dnsctl.c. */
 static void m_dns_route_add(struct control *c, struct ctl_req *req, json_t *params)
 {
@@ -806,6 +817,7 @@ static const struct method methods[] = {
 	{ "flows.follow", true, m_flows_follow },
 	{ "filter.status", true, m_filter_status },
 	{ "dns.status", true, m_dns_status },
+	{ "packet.status", true, m_packet_status },
 	/* Routes name internal domains and their servers: administrators only, listing too. */
 	{ "dns.route.add", true, m_dns_route_add },
 	{ "dns.route.del", true, m_dns_route_del },

@@ -145,6 +145,10 @@ void sysext_on_deactivated(struct daemon *d, const char *identifier);
 /* Sends a frame that the caller encoded itself (filter.c). With fault_when_full false, a
  * full channel returns -EAGAIN instead of faulting the extension. */
 int ext_send_raw(struct ext *e, const void *frame, size_t len, bool fault_when_full);
+/* Sends a frame with fds (PACKET_QUEUE); a full channel is a fault. */
+int ext_send_fds(struct ext *e, const void *frame, size_t len, const int *fds, size_t nfds);
+/* A protocol fault found outside ext.c (a packet ring): closes the channel, kills, restarts. */
+void ext_fault_extern(struct ext *e, const char *why);
 
 /* main.c */
 void daemon_maybe_exit(struct daemon *d);

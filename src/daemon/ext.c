@@ -31,6 +31,7 @@
 #include "filter.h"
 #include "daemon.h"
 #include "log.h"
+#include "pktfilter.h"
 #include "sandbox.h"
 #include "store.h"
 #include "util.h"
@@ -190,6 +191,8 @@ static void prov_free(struct provider *p)
 		filter_provider_gone(p->ext->d, p->config, p->ext->fd >= 0 ? "provider stopped" : "extension exited");
 	if (p->type == NE_PROVIDER_DNS_PROXY)
 		dnsprov_provider_gone(p->ext->d, p->config, p->ext->fd >= 0 ? "provider stopped" : "extension exited");
+	if (p->type == NE_PROVIDER_FILTER_PACKET)
+		pktfilter_provider_gone(p->ext->d, p->config, p->ext->fd >= 0 ? "provider stopped" : "extension exited");
 	ne_list_remove(&p->link);
 	free(p);
 }
@@ -232,6 +235,25 @@ int ext_send_raw(struct ext *e, const void *frame, size_t len, bool fault_when_f
 	else if (r < 0)
 		ext_fault(e, "channel send failed: %s", strerror(-r));
 	return r < 0 ? r : 0;
+}
+
+int ext_send_fds(struct ext *e, const void *frame, size_t len, const int *fds, size_t nfds)
+{
+	int r;
+
+	if (e->fd < 0 || e->state != EXT_RUNNING)
+		return -ENOTCONN;
+	r = ne_wire_send(e->fd, frame, len, fds, nfds);
+	if (r == -EAGAIN)
+		ext_fault(e, "not reading its channel (send buffer full)");
+	else if (r < 0)
+		ext_fault(e, "channel send failed: %s", strerror(-r));
+	return r < 0 ? r : 0;
+}
+
+void ext_fault_extern(struct ext *e, const char *why)
+{
+	ext_fault(e, "%s", why);
 }
 
 static struct ne_wbuf ext_wb(void)
@@ -361,6 +383,8 @@ static int prov_send_start(struct ext *e, const struct store_config *c, struct c
 		filter_provider_present(e->d, p->config, e, p->handle);
 	if (p->type == NE_PROVIDER_DNS_PROXY)
 		dnsprov_provider_present(e->d, p->config, e, p->handle);
+	if (p->type == NE_PROVIDER_FILTER_PACKET)
+		pktfilter_provider_present(e->d, p->config, e, p->handle);
 	return ext_send(e, ne_msg_start_encode(&b, pd->id, &m));
 }
 
@@ -387,6 +411,8 @@ static int prov_send_stop(struct provider *p, ne_stop_reason reason, struct ctl_
 		filter_provider_gone(e->d, p->config, ne_stop_reason_name(reason));
 	if (p->type == NE_PROVIDER_DNS_PROXY)
 		dnsprov_provider_gone(e->d, p->config, ne_stop_reason_name(reason));
+	if (p->type == NE_PROVIDER_FILTER_PACKET)
+		pktfilter_provider_gone(e->d, p->config, ne_stop_reason_name(reason));
 	return ext_send(e, ne_msg_stop_encode(&b, pd->id, &m));
 }
 
@@ -487,6 +513,8 @@ static int on_start_done(struct ext *e, const struct ne_msg_hdr *h, const uint8_
 			filter_provider_running(e->d, pv->config);
 		if (pv->type == NE_PROVIDER_DNS_PROXY && pv->state == PROV_RUNNING)
 			dnsprov_provider_running(e->d, pv->config);
+		if (pv->type == NE_PROVIDER_FILTER_PACKET && pv->state == PROV_RUNNING)
+			pktfilter_provider_running(e->d, pv->config);
 		if (pd->req)
 			ctl_req_reply(pd->req, json_pack("{s:s, s:s}", "configuration", pv->config,
 							 "state", "running"));
@@ -688,6 +716,15 @@ static int on_dns_response_verdict(struct ext *e, const struct ne_msg_hdr *h, co
 	return dnsprov_on_response_verdict(e->d, pv->config, h->id, p, len);
 }
 
+static int on_packet_settings(struct ext *e, const struct ne_msg_hdr *h, const uint8_t *p, size_t len)
+{
+	struct provider *pv = typed_prov(e, p, len, NE_PROVIDER_FILTER_PACKET);
+
+	if (!pv)
+		return -EPROTO;
+	return pktfilter_on_settings(e->d, pv->config, h->id, p, len);
+}
+
 typedef int (*frame_handler)(struct ext *, const struct ne_msg_hdr *, const uint8_t *, size_t);
 
 static const frame_handler frame_handlers[NE_MSG_TYPE_MAX + 1] = {
@@ -702,6 +739,7 @@ static const frame_handler frame_handlers[NE_MSG_TYPE_MAX + 1] = {
 	[NE_MSG_DNS_SETTINGS] = on_dns_settings,
 	[NE_MSG_DNS_VERDICT] = on_dns_verdict,
 	[NE_MSG_DNS_RESPONSE_VERDICT] = on_dns_response_verdict,
+	[NE_MSG_PACKET_SETTINGS] = on_packet_settings,
 };
 
 /* Checks in the order of wire.h: role, header, state, exact decode (in the handler). */
@@ -981,6 +1019,7 @@ static void ext_removed(struct ext *e)
 	 * outlive them. */
 	filter_reconfigure(d);
 	dnsprov_reconfigure(d);
+	pktfilter_reconfigure(d);
 }
 
 /* The old version of a replaced extension is gone: start the new one. */
@@ -1501,6 +1540,7 @@ int ext_config_start(struct daemon *d, const char *config, struct ctl_req *req)
 	}
 	filter_reconfigure(d);
 	dnsprov_reconfigure(d);
+	pktfilter_reconfigure(d);
 	if (e->state == EXT_RUNNING)
 		prov_send_start(e, &c, req);
 	else
@@ -1524,6 +1564,7 @@ int ext_config_stop(struct daemon *d, const char *config, struct ctl_req *req)
 	}
 	filter_reconfigure(d);
 	dnsprov_reconfigure(d);
+	pktfilter_reconfigure(d);
 	p = prov_by_config(d, config);
 	if (!p || p->ext->fd < 0) {
 		ctl_req_reply(req, json_pack("{s:s, s:s}", "configuration", config, "state", "stopped"));

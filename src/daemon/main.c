@@ -25,6 +25,7 @@
 #include "daemon.h"
 #include "dnsctl.h"
 #include "dnsprov.h"
+#include "pktfilter.h"
 #include "dnsproxy.h"
 #include "dnsroutes.h"
 #include "dp_nft.h"
@@ -133,6 +134,8 @@ int daemon_apply_ruleset(struct daemon *d)
 	r = filter_add_rules(d, &rs);
 	if (r == 0)
 		r = dnsproxy_add_rules(d, &rs);
+	if (r == 0)
+		r = pktfilter_add_rules(d, &rs);
 	if (r == 0)
 		r = dp_nft_apply(d->nft, &rs);
 	dp_ruleset_free(&rs);
@@ -276,6 +279,7 @@ static void final_cleanup(struct daemon *d)
 	dnsprov_fini(d);
 	dnsroutes_free(d->dns_routes);
 	d->dns_routes = NULL;
+	pktfilter_fini(d); /* held packets get the fail policy before the queues and table go */
 	filter_fini(d); /* waiting flows are let go before the table (and its queue rules) goes */
 	if (d->cgroup_mount[0] && d->cgroup_base[0])
 		cgroup_remove(d->cgroup_mount, d->cgroup_base);
@@ -349,6 +353,11 @@ static int run(struct daemon *d)
 		r = dnsproxy_init(d);
 	if (r < 0) {
 		log_warnx("cannot set up the DNS proxy: %s", strerror(-r));
+		goto fail;
+	}
+	r = pktfilter_init(d);
+	if (r < 0) {
+		log_warnx("cannot set up the packet filter: %s", strerror(-r));
 		goto fail;
 	}
 	r = sysext_init(d);

@@ -13,18 +13,30 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <netext/harness.h>
 
 #include "lib-internal.h"
+#include "pktring.h"
 #include "util.h"
 
 #define DEFAULT_TIMEOUT_MS 5000
 #define TURN_MS 10
 #define HEARTBEAT_MS 10000
 #define IDENTIFIER "harness"
+#define PKT_RING_SIZE (256u * 1024)
+#define PKT_MAX_LEN 65535
+
+/* netextd's side of one packet queue. */
+struct hqueue {
+	void *map;
+	size_t map_len;
+	int efd_pkt, efd_vd;
+	struct pr_ring pkt, vd; /* producer of packets, consumer of verdicts */
+};
 
 struct hconfig {
 	char *name;
@@ -34,6 +46,11 @@ struct hconfig {
 	size_t n_rules;
 	ne_filter_action default_action;
 	bool has_dns_settings, dns_raw, dns_responses;
+	bool has_packet_settings;
+	size_t n_packet_rules;
+	uint32_t copy_range;
+	unsigned n_queues;
+	struct hqueue *queues; /* n_queues, made by the first packet settings of a start */
 };
 
 /* A DNS verdict as the extension sent it, with copies of its target and bytes. */
@@ -77,6 +94,9 @@ struct ne_harness {
 	size_t next_dverdict;
 	uint64_t next_dns_id;
 	struct { uint64_t id; ne_dns_response_kind kind; uint8_t *bytes; size_t len; } rverdict;
+	struct { uint64_t id; ne_packet_verdict_kind kind; uint8_t *bytes; size_t len; } pverdicts[VERDICTS_KEPT];
+	size_t next_pverdict;
+	uint64_t next_slot;
 	uint8_t rbuf[NE_WIRE_MAX];
 	uint8_t wbuf[NE_WIRE_MAX];
 };
@@ -215,6 +235,100 @@ static int on_filter_settings(ne_harness *h, const struct ne_msg_hdr *hd, const 
 	return r < 0 ? r : NE_MIN(ne_wire_send(h->fd, h->wbuf, (size_t)r, NULL, 0), 0);
 }
 
+static void queues_free(struct hconfig *c)
+{
+	unsigned i;
+
+	for (i = 0; i < c->n_queues; i++) {
+		pr_shm_unmap(c->queues[i].map, c->queues[i].map_len);
+		if (c->queues[i].efd_pkt >= 0)
+			close(c->queues[i].efd_pkt);
+		if (c->queues[i].efd_vd >= 0)
+			close(c->queues[i].efd_vd);
+	}
+	free(c->queues);
+	c->queues = NULL;
+	c->n_queues = 0;
+}
+
+/* Makes queue i and hands it to the provider with PACKET_QUEUE, as netextd does. */
+static int queue_make(ne_harness *h, struct hconfig *c, unsigned i, unsigned count)
+{
+	struct ne_msg_packet_queue m = { c->handle, (uint16_t)i, (uint16_t)count, 0 };
+	struct hqueue *q = &c->queues[i];
+	struct ne_wbuf b = hwbuf(h);
+	int fds[3] = { -1, -1, -1 };
+	int r;
+
+	q->efd_pkt = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	q->efd_vd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (q->efd_pkt < 0 || q->efd_vd < 0)
+		return ne_negerrno();
+	r = pr_shm_create(PKT_RING_SIZE, PKT_RING_SIZE, &fds[0], &q->map, &q->map_len);
+	if (r < 0)
+		return r;
+	pr_ring_attach(&q->pkt, q->map, 0, true);
+	pr_ring_attach(&q->vd, q->map, 1, false);
+	m.map_size = (uint32_t)q->map_len;
+	fds[1] = q->efd_pkt;
+	fds[2] = q->efd_vd;
+	r = ne_msg_packet_queue_encode(&b, &m);
+	if (r >= 0)
+		r = ne_wire_send(h->fd, h->wbuf, (size_t)r, fds, 3);
+	close(fds[0]);
+	return NE_MIN(r, 0);
+}
+
+static int queues_make(ne_harness *h, struct hconfig *c, unsigned count)
+{
+	unsigned i;
+	int r = 0;
+
+	c->queues = calloc(count, sizeof(*c->queues));
+	if (!c->queues)
+		return -ENOMEM;
+	for (i = 0; i < count; i++)
+		c->queues[i].efd_pkt = c->queues[i].efd_vd = -1;
+	c->n_queues = count;
+	for (i = 0; i < count && r == 0; i++)
+		r = queue_make(h, c, i, count);
+	if (r < 0)
+		queues_free(c);
+	return r;
+}
+
+/* Answers with RESULT; the queues go first, before the first settings' answer. */
+static int on_packet_settings(ne_harness *h, const struct ne_msg_hdr *hd, const uint8_t *p, size_t len)
+{
+	static struct ne_wire_packet_rule rules[NE_WIRE_PACKET_RULES_MAX];
+	static const char fixed[] = "queues: fixed by the first settings";
+	struct ne_msg_packet_settings m = { .rules = rules };
+	struct ne_msg_result res = { 0, { "", 0 } };
+	struct ne_wbuf b = hwbuf(h);
+	struct hconfig *c;
+	unsigned count;
+	int r;
+
+	if (ne_msg_packet_settings_decode(p, len, &m) < 0)
+		return -EBADMSG;
+	c = config_by_handle(h, m.provider);
+	if (!c)
+		return -EPROTO;
+	count = m.queues ? m.queues : 1;
+	if (c->n_queues && c->n_queues != count) {
+		res.error = -EINVAL;
+		res.message = (struct ne_view){ fixed, strlen(fixed) };
+	} else {
+		c->has_packet_settings = true;
+		c->n_packet_rules = m.n_rules;
+		c->copy_range = m.copy_range;
+		if (!c->n_queues && (r = queues_make(h, c, count)) < 0)
+			return r;
+	}
+	r = ne_msg_result2_encode(&b, NE_MSG_RESULT, hd->id, &res);
+	return r < 0 ? r : NE_MIN(ne_wire_send(h->fd, h->wbuf, (size_t)r, NULL, 0), 0);
+}
+
 static int on_flow_verdict(ne_harness *h, const struct ne_msg_hdr *hd, const uint8_t *p, size_t len,
 			   struct want *w)
 {
@@ -340,6 +454,8 @@ static int handle_frame(ne_harness *h, size_t n, struct want *w)
 		return on_dns_verdict(h, &hd, p, len, w);
 	case NE_MSG_DNS_RESPONSE_VERDICT:
 		return on_dns_response_verdict(h, &hd, p, len, w);
+	case NE_MSG_PACKET_SETTINGS:
+		return on_packet_settings(h, &hd, p, len);
 	default: /* PONG, STOP_DONE */
 		return on_empty(h, &hd, p, len, w);
 	}
@@ -459,6 +575,7 @@ static int config_get(ne_harness *h, const char *name, struct hconfig **ret)
 	}
 	h->configs = v;
 	c = &v[h->n_configs++];
+	memset(c, 0, sizeof(*c));
 	c->name = copy;
 	c->handle = h->next_handle++;
 	c->live = false;
@@ -533,8 +650,12 @@ void ne_harness_free(ne_harness *harness)
 		return;
 	if (harness->fd >= 0)
 		close(harness->fd);
-	for (i = 0; i < harness->n_configs; i++)
+	for (i = 0; i < harness->n_configs; i++) {
 		free(harness->configs[i].name);
+		queues_free(&harness->configs[i]);
+	}
+	for (i = 0; i < VERDICTS_KEPT; i++)
+		free(harness->pverdicts[i].bytes);
 	for (i = 0; i < harness->n_logs; i++)
 		free(harness->logs[i]);
 	for (i = 0; i < VERDICTS_KEPT; i++) {
@@ -602,6 +723,7 @@ int ne_harness_start(ne_harness *harness, const char *config, ne_provider_type t
 	m.provider = c->handle;
 	m.config = view(c->name);
 	c->has_dns_settings = false;
+	queues_free(c); /* a new start makes new queues */
 	w.id = harness->next_id++;
 	b = hwbuf(harness);
 	r = send_frame(harness, ne_msg_start_encode(&b, w.id, &m));
@@ -642,8 +764,10 @@ int ne_harness_stop(ne_harness *harness, const char *config, ne_stop_reason reas
 	if (r < 0)
 		return r;
 	r = harness_wait(harness, &w);
-	if (r == 0)
+	if (r == 0) {
 		c->live = false;
+		queues_free(c);
+	}
 	return r;
 }
 
@@ -981,5 +1105,227 @@ int ne_harness_dns_settings(ne_harness *harness, const char *config, bool *ret_r
 		*ret_raw = c->dns_raw;
 	if (ret_responses)
 		*ret_responses = c->dns_responses;
+	return 0;
+}
+
+/* --- filter-packet providers ----------------------------------------------------------- */
+
+/* Takes the verdicts the provider published on queue q, as netextd would. */
+static int collect_verdicts(ne_harness *h, struct hqueue *q)
+{
+	const struct pr_rec *rec;
+	struct pr_verdict v;
+	uint8_t *bytes;
+	size_t k;
+	int err = 0;
+
+	while ((rec = pr_peek(&q->vd, &err))) {
+		memcpy(&v, rec, sizeof(v));
+		if (rec->type != PR_REC_VERDICT || v.len > q->vd.peek_len - sizeof(v) ||
+		    v.kind < NE_PACKET_ALLOW || v.kind > NE_PACKET_MODIFY ||
+		    (v.kind != NE_PACKET_MODIFY && v.len) || v.slot == 0 || v.slot > h->next_slot ||
+		    v.id != v.slot)
+			return -EPROTO;
+		bytes = dup_bytes(((const struct pr_verdict *)rec)->data, v.len);
+		if (!bytes)
+			return -ENOMEM;
+		k = h->next_pverdict++ % VERDICTS_KEPT;
+		free(h->pverdicts[k].bytes);
+		h->pverdicts[k].id = v.slot;
+		h->pverdicts[k].kind = (ne_packet_verdict_kind)v.kind;
+		h->pverdicts[k].bytes = bytes;
+		h->pverdicts[k].len = v.len;
+		pr_consume(&q->vd);
+	}
+	pr_release(&q->vd);
+	return err ? -EPROTO : 0;
+}
+
+static int collect_all(ne_harness *h)
+{
+	size_t i;
+	unsigned k;
+	int r;
+
+	for (i = 0; i < h->n_configs; i++)
+		for (k = 0; k < h->configs[i].n_queues; k++)
+			if ((r = collect_verdicts(h, &h->configs[i].queues[k])) < 0)
+				return r;
+	return 0;
+}
+
+static bool pverdict_find(const ne_harness *h, uint64_t id, bool final, ne_packet_verdict *ret)
+{
+	size_t i, n = NE_MIN(h->next_pverdict, (size_t)VERDICTS_KEPT);
+
+	for (i = 1; i <= n; i++) {
+		size_t k = (h->next_pverdict - i) % VERDICTS_KEPT;
+
+		if (h->pverdicts[k].id == id && (!final || h->pverdicts[k].kind != NE_PACKET_DELAY)) {
+			ret->kind = h->pverdicts[k].kind;
+			ret->bytes = h->pverdicts[k].len ? h->pverdicts[k].bytes : NULL;
+			ret->len = h->pverdicts[k].len;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Sleeps until the extension, its channel or a verdict ring has something, at most ms. */
+static void packet_wait_turn(ne_harness *h, int ms)
+{
+	struct pollfd p[2 + NE_PACKET_QUEUES_MAX] = {
+		{ .fd = ne_extension_fd(h->ext), .events = POLLIN },
+		{ .fd = h->fd, .events = POLLIN },
+	};
+	struct hqueue *qs[NE_PACKET_QUEUES_MAX];
+	size_t i, n = 0;
+	unsigned k;
+	uint64_t v;
+
+	for (i = 0; i < h->n_configs; i++)
+		for (k = 0; k < h->configs[i].n_queues && n < NE_PACKET_QUEUES_MAX; k++) {
+			qs[n] = &h->configs[i].queues[k];
+			if (!pr_prepare_wait(&qs[n]->vd))
+				ms = 0; /* verdicts came meanwhile */
+			p[2 + n] = (struct pollfd){ .fd = qs[n]->efd_vd, .events = POLLIN };
+			n++;
+		}
+	if (ms)
+		(void)poll(p, 2 + n, ms);
+	for (i = 0; i < n; i++) {
+		pr_wake_done(&qs[i]->vd);
+		(void)!read(qs[i]->efd_vd, &v, sizeof(v));
+	}
+}
+
+static int packet_wait(ne_harness *h, uint64_t id, bool final, ne_packet_verdict *ret)
+{
+	unsigned long long deadline = ne_now_usec() + (unsigned long long)h->timeout_ms * 1000ULL;
+	int r, ms;
+
+	for (;;) {
+		r = turn(h, NULL);
+		if (r == 0)
+			r = collect_all(h);
+		if (r < 0)
+			return r;
+		if (pverdict_find(h, id, final, ret))
+			return 0;
+		ms = nelib_ms_left(deadline, TURN_MS);
+		if (ms == 0)
+			return -ETIMEDOUT;
+		packet_wait_turn(h, ms);
+	}
+}
+
+/* Writes the packet record (cut to the copy range) into queue 0's ring, waiting for room. */
+static int packet_put(ne_harness *h, struct hconfig *c, const void *bytes, size_t len,
+		      ne_packet_direction direction, uint64_t *ret_slot)
+{
+	unsigned long long deadline = ne_now_usec() + (unsigned long long)h->timeout_ms * 1000ULL;
+	size_t copy = NE_MIN(len, c->copy_range ? (size_t)c->copy_range : (size_t)PKT_MAX_LEN);
+	struct hqueue *q = &c->queues[0];
+	struct pr_packet *rec;
+	int r;
+
+	while (!(rec = pr_reserve(&q->pkt, (uint32_t)(sizeof(*rec) + copy)))) {
+		r = turn(h, NULL);
+		if (r == 0)
+			r = collect_all(h);
+		if (r < 0)
+			return r;
+		if (nelib_ms_left(deadline, TURN_MS) == 0)
+			return -ETIMEDOUT;
+		packet_wait_turn(h, 1);
+	}
+	rec->rec.type = PR_REC_PACKET;
+	rec->rec.flags = 0;
+	rec->slot = rec->id = (uint32_t)++h->next_slot;
+	rec->len = (uint32_t)copy;
+	rec->orig_len = (uint32_t)len;
+	rec->indev = direction == NE_PACKET_OUTBOUND ? 0 : 1;
+	rec->outdev = direction == NE_PACKET_INBOUND ? 0 : 2;
+	rec->direction = (uint8_t)direction;
+	rec->flags = copy < len ? PR_PKT_TRUNCATED : 0;
+	rec->reserved = 0;
+	rec->reserved2 = 0;
+	memcpy(rec->data, bytes, copy);
+	pr_commit(&q->pkt, rec);
+	r = pr_publish(&q->pkt);
+	if (r < 0)
+		return -EPROTO;
+	if (r > 0) {
+		uint64_t one = 1;
+
+		(void)!write(q->efd_pkt, &one, sizeof(one));
+	}
+	*ret_slot = h->next_slot;
+	return 0;
+}
+
+int ne_harness_packet_send(ne_harness *harness, const char *config, const void *bytes, size_t len,
+			   ne_packet_direction direction, uint64_t *ret_id)
+{
+	struct hconfig *c;
+	uint64_t slot;
+	int r;
+
+	if (!bytes || !len || (unsigned)direction < NE_PACKET_OUTBOUND || direction > NE_PACKET_FORWARD)
+		return -EINVAL;
+	if (len > PKT_MAX_LEN)
+		return -EMSGSIZE;
+	r = request(harness, config, &c);
+	if (r < 0)
+		return r;
+	if (!c->n_queues)
+		return -ENOTCONN;
+	r = packet_put(harness, c, bytes, len, direction, &slot);
+	if (r < 0)
+		return r;
+	if (ret_id)
+		*ret_id = slot;
+	return 0;
+}
+
+int ne_harness_packet(ne_harness *harness, const char *config, const void *bytes, size_t len,
+		      ne_packet_direction direction, uint64_t *ret_id, ne_packet_verdict *ret_verdict)
+{
+	uint64_t id;
+	int r;
+
+	if (!ret_verdict)
+		return -EINVAL;
+	r = ne_harness_packet_send(harness, config, bytes, len, direction, &id);
+	if (r < 0)
+		return r;
+	if (ret_id)
+		*ret_id = id;
+	return packet_wait(harness, id, false, ret_verdict);
+}
+
+int ne_harness_packet_verdict(ne_harness *harness, uint64_t id, ne_packet_verdict *ret_verdict)
+{
+	if (!harness || !ret_verdict || id == 0 || id > harness->next_slot)
+		return -EINVAL;
+	return packet_wait(harness, id, true, ret_verdict);
+}
+
+int ne_harness_packet_settings(ne_harness *harness, const char *config, size_t *ret_n_rules,
+			       unsigned *ret_queues, uint32_t *ret_copy_range)
+{
+	struct hconfig *c;
+	int r = request(harness, config, &c);
+
+	if (r < 0)
+		return r;
+	if (!c->has_packet_settings)
+		return -ENOENT;
+	if (ret_n_rules)
+		*ret_n_rules = c->n_packet_rules;
+	if (ret_queues)
+		*ret_queues = c->n_queues;
+	if (ret_copy_range)
+		*ret_copy_range = c->copy_range;
 	return 0;
 }

@@ -297,6 +297,8 @@ static int vd_write(struct pqueue *q, uint32_t slot, uint32_t nfq_id, unsigned k
 	v = pr_reserve(&q->vd, (uint32_t)(sizeof(*v) + len));
 	if (!v)
 		return -EAGAIN;
+	v->rec.type = PR_REC_VERDICT;
+	v->rec.flags = 0;
 	v->slot = slot;
 	v->id = nfq_id;
 	v->kind = (uint8_t)kind;

@@ -342,6 +342,101 @@ static void test_dns_limits(void **state)
 	(void)state;
 }
 
+static void test_packet_settings(void **state)
+{
+	static struct ne_wire_packet_rule drules[NE_WIRE_PACKET_RULES_MAX];
+	struct ne_wbuf b = { frame, 0, sizeof(frame), 0 };
+	struct ne_wire_packet_rule rules[2] = {
+		{ .direction = 1, .family = 2, .protocol = 6, .interface = V("eth0"),
+		  .local_network = V("10.0.0.0/8"), .remote_network = V(""), .local_port = 0,
+		  .remote_port = 443 },
+		{ .direction = 2, .family = 10, .protocol = 17, .interface = V(""),
+		  .local_network = V(""), .remote_network = V("2001:db8::/32"), .local_port = 53 },
+	};
+	struct ne_msg_packet_settings m = { .provider = 9, .copy_range = 65535, .queues = 4,
+					    .n_rules = 2, .rules = rules };
+	struct ne_msg_packet_settings d = { .rules = drules };
+	struct ne_msg_hdr h;
+	int len;
+
+	len = ne_msg_packet_settings_encode(&b, 77, &m);
+	assert_true(len > NE_WIRE_HDR_LEN);
+	assert_int_equal(ne_msg_hdr_decode(frame, (size_t)len, &h), 0);
+	assert_int_equal(h.type, NE_MSG_PACKET_SETTINGS);
+	assert_int_equal(h.id, 77);
+	assert_int_equal(ne_msg_packet_settings_decode(PAYLOAD(len), &d), 0);
+	assert_int_equal(d.provider, 9);
+	assert_int_equal(d.copy_range, 65535);
+	assert_int_equal(d.queues, 4);
+	assert_int_equal(d.n_rules, 2);
+	assert_ptr_equal(d.rules, drules);
+	assert_int_equal(drules[0].direction, 1);
+	assert_int_equal(drules[0].family, 2);
+	assert_int_equal(drules[0].protocol, 6);
+	assert_true(eqv(drules[0].interface, "eth0"));
+	assert_true(eqv(drules[0].local_network, "10.0.0.0/8"));
+	assert_true(eqv(drules[0].remote_network, ""));
+	assert_int_equal(drules[0].remote_port, 443);
+	assert_true(eqv(drules[1].remote_network, "2001:db8::/32"));
+	assert_int_equal(drules[1].local_port, 53);
+	assert_int_equal(drules[1].protocol, 17);
+	for (int cut = NE_WIRE_HDR_LEN; cut < len; cut++)
+		assert_int_equal(ne_msg_packet_settings_decode(PAYLOAD(cut), &d), -EBADMSG);
+	/* A trailing byte is refused too. */
+	assert_int_equal(ne_msg_packet_settings_decode(frame + NE_WIRE_HDR_LEN, (size_t)len - NE_WIRE_HDR_LEN + 1, &d),
+			 -EBADMSG);
+
+	/* No rules at all is a valid message. */
+	m.n_rules = 0;
+	len = ne_msg_packet_settings_encode(&b, 78, &m);
+	assert_int_equal(len, NE_WIRE_HDR_LEN + 4 + 4 + 2 + 2);
+	assert_int_equal(ne_msg_packet_settings_decode(PAYLOAD(len), &d), 0);
+	assert_int_equal(d.n_rules, 0);
+	/* More rules than the decoder's array holds: refused both ways. */
+	m.n_rules = NE_WIRE_PACKET_RULES_MAX + 1;
+	assert_int_equal(ne_msg_packet_settings_encode(&b, 79, &m), -E2BIG);
+	frame[NE_WIRE_HDR_LEN + 10] = (NE_WIRE_PACKET_RULES_MAX + 1) >> 8;
+	frame[NE_WIRE_HDR_LEN + 11] = (NE_WIRE_PACKET_RULES_MAX + 1) & 0xff;
+	assert_int_equal(ne_msg_packet_settings_decode(PAYLOAD(len), &d), -EBADMSG);
+
+	assert_true(ne_msg_from_extension(NE_MSG_PACKET_SETTINGS));
+	(void)state;
+}
+
+static void test_packet_queue(void **state)
+{
+	struct ne_wbuf b = { frame, 0, sizeof(frame), 0 };
+	struct ne_msg_packet_queue m = { .provider = 5, .index = 2, .count = 4, .map_size = 4096 + 2 * 65536 };
+	struct ne_msg_packet_queue d;
+	struct ne_msg_hdr h;
+	int len;
+
+	len = ne_msg_packet_queue_encode(&b, &m);
+	assert_int_equal(len, NE_WIRE_HDR_LEN + 12);
+	assert_int_equal(ne_msg_hdr_decode(frame, (size_t)len, &h), 0);
+	assert_int_equal(h.type, NE_MSG_PACKET_QUEUE);
+	assert_int_equal(h.id, 0);
+	assert_int_equal(ne_msg_packet_queue_decode(PAYLOAD(len), &d), 0);
+	assert_int_equal(d.provider, 5);
+	assert_int_equal(d.index, 2);
+	assert_int_equal(d.count, 4);
+	assert_int_equal(d.map_size, 4096 + 2 * 65536);
+	for (int cut = NE_WIRE_HDR_LEN; cut < len; cut++)
+		assert_int_equal(ne_msg_packet_queue_decode(PAYLOAD(cut), &d), -EBADMSG);
+	/* index < count <= 8 */
+	struct { uint16_t index, count; int r; } cases[] = {
+		{ 0, 1, 0 }, { 7, 8, 0 }, { 0, 0, -EBADMSG }, { 4, 4, -EBADMSG }, { 0, 9, -EBADMSG },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		m.index = cases[i].index;
+		m.count = cases[i].count;
+		len = ne_msg_packet_queue_encode(&b, &m);
+		assert_int_equal(ne_msg_packet_queue_decode(PAYLOAD(len), &d), cases[i].r);
+	}
+	assert_false(ne_msg_from_extension(NE_MSG_PACKET_QUEUE));
+	(void)state;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -355,6 +450,8 @@ int main(void)
 		cmocka_unit_test(test_dns_query),
 		cmocka_unit_test(test_dns_verdicts),
 		cmocka_unit_test(test_dns_limits),
+		cmocka_unit_test(test_packet_settings),
+		cmocka_unit_test(test_packet_queue),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
