@@ -110,11 +110,12 @@ for i in $(seq 10 17); do
 	pids+=("$NS_PID")
 done
 wait_for ns_exec "$S" sh -c "[ \$(ss -Hlnu 'sport = :6009' | wc -l) = 8 ]" || fail "mq receivers"
+senders=()
 for i in $(seq 10 17); do
 	ns_exec "$H" timeout 60 "$UDPECHO" send 198.18.1.$i 6009 -n 200 -p "flow$i" -i 200 >/dev/null &
+	senders+=("$!")
 done
-for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
-wait
+for p in "${senders[@]}" "${pids[@]}"; do wait "$p" 2>/dev/null; done
 for i in $(seq 10 17); do
 	[ "$(udp_seqs "$T/mq.$i" | tr '\n' ' ')" = "$(seq 0 199 | tr '\n' ' ')" ] ||
 		fail "multi-queue: flow to .$i lost or reordered datagrams ($(wc -l < "$T/mq.$i") arrived)"

@@ -359,7 +359,12 @@ static void start(ne_provider *p, const ne_options *o, void *ud)
 		s.queues = (uint16_t)atoi(v);
 	if ((v = ne_options_get(o, "copy_range")))
 		s.copy_range = (uint32_t)atoi(v);
-	if ((v = ne_options_get(o, "record")) && T.record_fd < 0) {
+	/* One process serves the configurations one after the other: each start its own file. */
+	if (T.record_fd >= 0) {
+		close(T.record_fd);
+		T.record_fd = -1;
+	}
+	if ((v = ne_options_get(o, "record"))) {
 		T.record_fd = open(v, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
 		if (T.record_fd < 0)
 			ne_extension_log(T.ext, NE_LOG_WARNING, "record %s: %s", v, strerror(errno));
