@@ -6,9 +6,10 @@
 #   confirms it when installed).
 #   TCP, IPv4 and IPv6, longer and shorter: a 2 MB stream of lines with markers arrives
 #   complete and rewritten, which needs netextd's sequence/acknowledgement shift for the
-#   rest of the flow. Twice per family: large GSO packets (the veth's gso_max_size lowered to
-#   32000 so that a grown packet stays below 64 KiB), and MSS-sized segments (gso_max_segs 1:
-#   ~1,500 packets, each rewritten).
+#   rest of the flow. In large GSO packets (the veth's gso_max_size lowered to 32000 so that a
+#   grown packet stays below 64 KiB), and for the shorter one also in MSS-sized segments
+#   (gso_max_segs 1: ~2,900 packets, each rewritten). Longer MSS-sized segments:
+#   test_packet_seqadj.sh.
 # How the TCP output is checked: the provider rewrites per packet, so a marker split across two
 # segments stays as it was. The replacement never contains the marker, so applying the
 # rewrite to the output again must give the rewritten input exactly, and at least 90 % of the
@@ -20,9 +21,14 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 pkt_setup
 va="vA1-$$"
 va=${va:0:15}
+vb="vB1-$$"
+vb=${vb:0:15}
+
+TCP_ONLY=
+[ "${1:-}" = --tcp-only ] && TCP_ONLY=1 # test_packet_seqadj.sh
 
 CAP=
-if command -v tcpdump >/dev/null; then
+if [ -z "$TCP_ONLY" ] && command -v tcpdump >/dev/null; then
 	ns_spawn "$S" tcpdump -n -vv -l -i any udp port 6101 > "$T/cap.txt" 2>/dev/null
 	CAP=$NS_PID
 	sleep 0.5
@@ -45,9 +51,11 @@ udp_modify() {
 	punconfig "u$mode"
 	echo "ok: UDP $mode v4/v6: '$payload' -> '$want'"
 }
-udp_modify modify-same "ping and ping" "PONG and PONG"
-udp_modify modify-grow "ping and ping" "PINGPONG and PINGPONG"
-udp_modify modify-shrink "pingping and pingping!" "p and p!"
+if [ -z "$TCP_ONLY" ]; then
+	udp_modify modify-same "ping and ping" "PONG and PONG"
+	udp_modify modify-grow "ping and ping" "PINGPONG and PINGPONG"
+	udp_modify modify-shrink "pingping and pingping!" "p and p!"
+fi
 
 if [ -n "$CAP" ]; then
 	sleep 0.5
@@ -57,25 +65,29 @@ if [ -n "$CAP" ]; then
 	[ "$n" -ge 150 ] || echo "note: tcpdump saw only $n datagrams"
 	grep -Ei "bad (udp )?cksum|incorrect" "$T/cap.txt" && fail "tcpdump reports bad checksums"
 	echo "ok: tcpdump -vv in S: $n datagrams, no bad checksum"
-else
+elif [ -z "$TCP_ONLY" ]; then
 	echo "note: tcpdump not installed; checksums proven by arrival only"
 fi
 
-# tcp_modify MODE MARKER REPLACEMENT: the 2 MB stream v4 and v6, large GSO packets and MSS-sized.
+# tcp_modify MODE MARKER REPLACEMENT SIZES: the 2 MB stream v4 and v6, in large GSO packets
+# and/or MSS-sized segments (S advertises an MSS of 1000, so that a grown segment stays below
+# the veth's MTU: a packet grown beyond it is dropped by the sending kernel).
 tcp_modify() {
-	local mode=$1 marker=$2 repl=$3 dst gso m0
+	local mode=$1 marker=$2 repl=$3 sizes=$4 dst gso m0
 	stream_file "$T/in.txt" 35000 "$marker"
 	pconfig "t$mode" open mode="$mode" protocol=tcp port=6102
-	for gso in large mss; do
+	for gso in $sizes; do
 		if [ $gso = large ]; then
 			ip -n "$H" link set dev "$va" gso_max_size 32000 gso_max_segs 65535 || fail "gso_max_size"
 		else
 			ip -n "$H" link set dev "$va" gso_max_segs 1 || fail "gso_max_segs"
+			ip -n "$S" route replace 198.18.1.0/24 dev "$vb" advmss 1000 || fail "advmss"
+			ip -n "$S" -6 route replace fd00:198:18:1::/64 dev "$vb" advmss 1000 || fail "advmss6"
 		fi
 		for dst in $S4 $S6; do
 			m0=$(pcount modified)
 			tcp_run "$H" "$S" "$dst" 6102 "$T/in.txt" "$T/out.txt" 60 ||
-				{ tail -20 "$D_LOG"; fail "$mode: TCP stream to $dst ($gso) did not complete"; }
+				{ ctl packet status; fail "$mode: TCP stream to $dst ($gso) did not complete: $(wc -c < "$T/out.txt") bytes arrived"; }
 			"$PY" - "$T/in.txt" "$T/out.txt" "$marker" "$repl" <<'EOF' || { ctl packet status; fail "$mode: TCP stream to $dst ($gso) not rewritten as expected"; }
 import sys
 inp, out = open(sys.argv[1], "rb").read(), open(sys.argv[2], "rb").read()
@@ -96,8 +108,8 @@ EOF
 	expect_count refused eq 0 "$mode tcp"
 	punconfig "t$mode"
 }
-tcp_modify modify-grow ping PINGPONG
-tcp_modify modify-shrink pingping p
+tcp_modify modify-grow ping PINGPONG "${GROW_SIZES:-large}"
+[ -z "$TCP_ONLY" ] && tcp_modify modify-shrink pingping p "large mss"
 
 daemon_stop
 assert_clean_after_stop
