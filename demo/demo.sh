@@ -7,7 +7,10 @@
 # someone allows it; appfirewall drops curl to one hostname and lets the rest through. Then
 # the DNS proxy with the two DNS examples: splitdns sends a company's names to the company's
 # resolver and the rest to the system's; dnsblock answers NXDOMAIN, then a sinkhole address,
-# for 100,000 listed domains. Everything is removed on exit or Ctrl-C.
+# for 100,000 listed domains. Then the packet filter with the two packet examples: rewriter
+# turns "hello" into "HELLO, WORLD" inside a TCP stream (IPv4 and IPv6, the receiver checks
+# the whole stream), shaper adds 100 ms to one direction of a flow. Everything is removed on
+# exit or Ctrl-C.
 # Usage: demo/demo.sh [BUILD_DIR]   (run as root; `make demo` does the build first)
 set -euo pipefail
 
@@ -20,9 +23,11 @@ sfw=$top/$build/examples/netext-simplefirewall
 afw=$top/$build/examples/netext-appfirewall
 sdns=$top/$build/examples/netext-splitdns
 dblock=$top/$build/examples/netext-dnsblock
+rewriter=$top/$build/examples/netext-rewriter
+shaper=$top/$build/examples/netext-shaper
 
 [ "$(id -u)" -eq 0 ] || { echo "demo: run as root (it creates a network namespace)" >&2; exit 1; }
-for f in "$netextd" "$netextctl_bin" "$hello" "$sfw" "$afw" "$sdns" "$dblock"; do
+for f in "$netextd" "$netextctl_bin" "$hello" "$sfw" "$afw" "$sdns" "$dblock" "$rewriter" "$shaper"; do
 	[ -x "$f" ] || { echo "demo: $f missing; run 'make demo'" >&2; exit 1; }
 done
 for tool in curl dnsmasq python3 nsenter unshare; do
@@ -386,6 +391,114 @@ ask web.test
 dns_status
 netextctl stop sinkhole
 fi
+
+# --- the packet filter: the two packet examples ---------------------------------------------
+
+say "rewriter (seed 001): 'hello' becomes 'HELLO, WORLD' inside a TCP stream, IPv4 and IPv6"
+ip -n "$ns" addr add fd00:198:18:2::1/64 dev nxdemo0 nodad
+ip -n "$srv" addr add fd00:198:18:2::2/64 dev nxdemo1 nodad
+# The receiver: reads each connection to its end, then sends everything back and closes.
+cat > "$dir/sink.py" <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_INET6); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+s.bind(("::", int(sys.argv[1]))); s.listen(8)
+while True:
+    c, _ = s.accept(); data = b""
+    while True:
+        b = c.recv(65536)
+        if not b: break
+        data += b
+    c.sendall(data); c.close()
+PY
+# The sender: lines with "hello" in each, as one message per line ("chat") or in one piece
+# ("bulk": TCP cuts the stream into segments as it likes). It checks that the receiver read
+# the whole stream, in order, each "hello" either rewritten or, when a segment boundary cut
+# through it, as it was sent.
+cat > "$dir/send.py" <<'PY'
+import socket, sys, time
+host, port, mode, lines = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+msgs = [b"line %d: hello from the client, hello again\n" % i for i in range(lines)]
+data = b"".join(msgs)
+c = socket.create_connection((host, port), timeout=10)
+c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+if mode == "chat":
+    for m in msgs:
+        c.sendall(m); time.sleep(0.002)
+else:
+    c.sendall(data)
+c.shutdown(socket.SHUT_WR)
+got = b""
+while True:
+    b = c.recv(65536)
+    if not b: break
+    got += b
+ok = got.replace(b"HELLO, WORLD", b"hello") == data
+print("  %s %s: sent %d bytes with %d 'hello'; the receiver read %d bytes: %s, %d rewritten" % (
+      host, mode, len(data), data.count(b"hello"), len(got),
+      "the whole stream in order" if ok else "NOT the stream that was sent", got.count(b"HELLO, WORLD")))
+print("  its first line: %s" % got.split(b"\n")[0].decode())
+sys.exit(0 if ok else 1)
+PY
+bg_in_ns "$srv" python3 "$dir/sink.py" 9000
+wait_port "$srv" 9000
+bundle_example "$dir/rewriter.netext" "$rewriter" "$top/examples/rewriter/extension.conf"
+netextctl activate "$dir/rewriter.netext"
+wait_ext com.example.rewriter
+netextctl config add rw --extension com.example.rewriter --provider filter-packet --fail-open \
+	--option match=hello --option "replace=HELLO, WORLD" --option protocol=tcp --option port=9000 \
+	--option direction=outbound
+netextctl start rw
+for _ in $(seq 100); do ctl packet status | grep -q 'settings applied' && break; sleep 0.05; done
+echo "-- 200 lines sent one by one (a segment each), over IPv4 and IPv6:"
+in_ns "$ns" python3 "$dir/send.py" 198.18.2.2 9000 chat 200 || true
+in_ns "$ns" python3 "$dir/send.py" fd00:198:18:2::2 9000 chat 200 || true
+echo "-- 2000 lines in one piece (GSO segments of up to 64 KiB: a 'hello' cut by a segment"
+echo "   boundary is not matched, the rewriting is per packet):"
+in_ns "$ns" python3 "$dir/send.py" 198.18.2.2 9000 bulk 2000 || true
+in_ns "$ns" python3 "$dir/send.py" fd00:198:18:2::2 9000 bulk 2000 || true
+netextctl message rw stats
+echo "\$ netextctl packet status   # (some of its lines)"
+ctl packet status | grep -E '^configuration|received|to_provider|modified|refused|seqadj_flows|seqadj_applied|fail_policy' || true
+netextctl stop rw
+
+say "shaper: 100 ms more on the way out, for one port (a slow link, per flow)"
+cat > "$dir/echo.py" <<'PY'
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", int(sys.argv[1]))); s.listen(8)
+while True:
+    c, _ = s.accept(); c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    while True:
+        b = c.recv(100)
+        if not b: break
+        c.sendall(b)
+    c.close()
+PY
+cat > "$dir/rtt.py" <<'PY'
+import socket, sys, time
+c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10)
+c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+rtts = []
+for i in range(5):
+    t = time.monotonic(); c.sendall(b"ping"); c.recv(100); rtts.append((time.monotonic() - t) * 1000)
+print("  5 round trips over TCP: " + ", ".join("%.1f" % r for r in rtts) + " ms")
+PY
+bg_in_ns "$srv" python3 "$dir/echo.py" 9001
+wait_port "$srv" 9001
+echo "-- without the shaper:"
+in_ns "$ns" python3 "$dir/rtt.py" 198.18.2.2 9001
+bundle_example "$dir/shaper.netext" "$shaper" "$top/examples/shaper/extension.conf"
+netextctl activate "$dir/shaper.netext"
+wait_ext com.example.shaper
+netextctl config add slow --extension com.example.shaper --provider filter-packet --fail-open \
+	--option delay_ms=100 --option protocol=tcp --option port=9001 --option direction=outbound
+netextctl start slow
+for _ in $(seq 100); do ctl packet status | grep -q 'configuration slow.*settings applied' && break; sleep 0.05; done
+echo "-- with it:"
+in_ns "$ns" python3 "$dir/rtt.py" 198.18.2.2 9001
+netextctl message slow stats
+netextctl stop slow
 
 say "Stop netextd: running providers would get 'daemon-shutdown'; the extension exits, the table and cgroup go away"
 echo "\$ kill -TERM $dpid"

@@ -394,6 +394,7 @@ bool pkt_checksums_ok(const uint8_t *p, size_t len, const struct pkt_info *pi)
 #define SEQADJ_LINGER_SEC 10 /* after a RST or the second FIN: late retransmissions */
 #define SEQADJ_BUCKETS_MAX (1u << 20)
 #define TCP_FIN 0x01
+#define TCP_SYN 0x02
 #define TCP_RST 0x04
 #define TCP_ACK 0x10
 #define TCPOPT_EOL 0
@@ -408,12 +409,16 @@ struct seqadj_dir {
 	int32_t offset_after;
 };
 
-/* Endpoint 0 is the smaller (address, port), so both orientations build the same key. */
+/* Endpoint 0 is the smaller (address, port), so both orientations build the same key. No
+ * implicit padding: keys are hashed and compared as bytes. */
 struct seqadj_key {
 	uint8_t family;
+	uint8_t zero;
 	uint8_t addr[2][16];
 	uint16_t port[2];
 };
+
+_Static_assert(sizeof(struct seqadj_key) == 38, "seqadj_key has padding");
 
 struct seqadj_flow {
 	struct seqadj_key key;
@@ -594,7 +599,7 @@ int pkt_seqadj_record(struct pkt_seqadj *t, const struct pkt_info *pi, int32_t d
 		f = calloc(1, sizeof(*f));
 		if (!f)
 			return -ENOMEM;
-		f->key = k;
+		memcpy(&f->key, &k, sizeof(k));
 		b = key_hash(t, &k);
 		f->hnext = t->buckets[b];
 		t->buckets[b] = f;
@@ -671,6 +676,12 @@ int pkt_seqadj_apply(struct pkt_seqadj *t, uint8_t *p, size_t len, struct pkt_in
 	f = flow_find(t, &k);
 	if (!f)
 		return 0;
+	/* A new connection on the ports of one that closed: its numbers have nothing to do
+	 * with the old shifts. */
+	if (f->linger_until && (pi->tcp_flags & (TCP_SYN | TCP_ACK)) == TCP_SYN) {
+		flow_remove(t, f);
+		return 0;
+	}
 	flow_touch(t, f, now_sec);
 	d = &f->dir[dir];
 	o = &f->dir[!dir];

@@ -68,7 +68,8 @@ int pkt_seqadj_record(struct pkt_seqadj *t, const struct pkt_info *pi, int32_t d
 /* Applies the recorded shifts to a TCP packet in place (sequence number for its own
  * direction, acknowledgement number and SACK blocks for the other); pi is its parse and is
  * updated. Returns 1 when the packet changed (fix the checksums afterwards), 0 when the flow
- * has no shift. A RST or the second FIN schedules the flow's removal. */
+ * has no shift. A RST or the second FIN schedules the flow's removal (after a short linger for
+ * retransmissions); a SYN without ACK on such a flow forgets it at once (a new connection). */
 int pkt_seqadj_apply(struct pkt_seqadj *t, uint8_t *p, size_t len, struct pkt_info *pi, uint64_t now_sec);
 /* Whether the flow of pi has a shift recorded. */
 bool pkt_seqadj_known(struct pkt_seqadj *t, const struct pkt_info *pi);

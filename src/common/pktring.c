@@ -186,7 +186,14 @@ void *pr_reserve(struct pr_ring *r, uint32_t len)
 
 void pr_commit(struct pr_ring *r, void *rec)
 {
+	struct pr_rec *h = (struct pr_rec *)(r->data + (r->pos & (r->size - 1)));
+
 	(void)rec;
+	if (!r->peek_len)
+		return;
+	/* The length the consumer checks is the one we reserved, whatever the caller (or the
+	 * peer, through the shared page) wrote there meanwhile. */
+	h->len = r->peek_len;
 	r->pos += r->peek_len;
 	r->peek_len = 0;
 }

@@ -130,8 +130,9 @@ void pr_shm_unmap(void *map, size_t len);
 void pr_ring_attach(struct pr_ring *r, void *map, int ring, bool producer);
 
 /* Producer: a record of `len` bytes (header included; rounded up to PR_ALIGN), or NULL when
- * the ring lacks room (a PAD may have been written). The caller fills it (rec.len and
- * rec.type are set), then pr_commit() makes it part of the next publish. */
+ * the ring lacks room (a PAD may have been written). rec.len is set (rounded) and rec.type
+ * is 0: the caller sets rec.type and fills the rest, then pr_commit() makes it part of the
+ * next publish (writing rec.len once more, from the producer's private copy). */
 void *pr_reserve(struct pr_ring *r, uint32_t len);
 void pr_commit(struct pr_ring *r, void *rec);
 /* Publishes committed records; returns true when the consumer asked to be woken. Fails

@@ -487,9 +487,12 @@ static int handle_batch(struct pqueue *q, size_t n)
 			r = put_verdict(q, &q->pkts[i], &q->verdicts[i]);
 		}
 	}
+	/* The packets' bytes are no longer needed (modify bytes were copied): their space goes
+	 * back before the verdicts are published, so a daemon that stalled on a full packet
+	 * ring finds room when the verdicts wake it. */
+	pr_release(&q->pkt);
 	if (r == 0)
 		r = batch_close(q);
-	pr_release(&q->pkt);
 	return r;
 }
 
@@ -920,9 +923,10 @@ static int resume(struct nelib_packet *st, uint64_t id, const ne_packet_verdict 
 	pthread_mutex_lock(&q->lock);
 	pthread_mutex_unlock(&st->lock);
 	r = resume_locked(q, id, v);
-	pthread_mutex_unlock(&q->lock);
+	/* Under the lock: once it is released, the dispatch thread may close the fd. */
 	if (r > 0)
-		signal_fd(q->efd_vd); /* q stays until the dispatch thread takes its lock again */
+		signal_fd(q->efd_vd);
+	pthread_mutex_unlock(&q->lock);
 	return r < 0 ? r : 0;
 }
 

@@ -22,6 +22,7 @@
 
 #include <netext/harness.h>
 
+#include "pktring.h"
 #include "testpkt.h"
 #include "wire.h"
 
@@ -469,6 +470,136 @@ static void test_fds_on_other_frames(void **state)
 	close(sv[1]);
 }
 
+
+/* --- a fake daemon on a raw channel: PACKET_QUEUE replaced, and refused ------------------ */
+
+struct fake {
+	int fd;
+	uint8_t buf[NE_WIRE_MAX];
+	struct ne_msg_hdr h;
+};
+
+static void fake_send(struct fake *f, int len, const int *fds, size_t nfds)
+{
+	assert_true(len > 0);
+	assert_int_equal(ne_wire_send(f->fd, f->buf, (size_t)len, fds, nfds), len);
+}
+
+/* The next frame from the extension (after letting it dispatch). */
+static void fake_recv(struct fake *f, ne_extension *e, uint16_t type)
+{
+	int n;
+
+	assert_int_equal(ne_extension_dispatch(e), 0);
+	n = ne_wire_recv(f->fd, f->buf, sizeof(f->buf), NULL, NULL);
+	assert_true(n > 0);
+	assert_int_equal(ne_msg_hdr_decode(f->buf, (size_t)n, &f->h), 0);
+	assert_int_equal(f->h.type, type);
+}
+
+struct fake_queue {
+	int memfd, efd_pkt, efd_vd;
+	void *map;
+	size_t len;
+	struct pr_ring pkt, vd;
+};
+
+static void fake_queue_send(struct fake *f, struct fake_queue *q, uint32_t map_size_delta)
+{
+	struct ne_msg_packet_queue m = { 1, 0, 1, 0 };
+	struct ne_wbuf b = { f->buf, 0, sizeof(f->buf), 0 };
+	int fds[3];
+
+	assert_int_equal(pr_shm_create(PR_RING_MIN, PR_RING_MIN, &q->memfd, &q->map, &q->len), 0);
+	q->efd_pkt = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	q->efd_vd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	pr_ring_attach(&q->pkt, q->map, 0, true);
+	pr_ring_attach(&q->vd, q->map, 1, false);
+	m.map_size = (uint32_t)q->len + map_size_delta;
+	fds[0] = q->memfd, fds[1] = q->efd_pkt, fds[2] = q->efd_vd;
+	fake_send(f, ne_msg_packet_queue_encode(&b, &m), fds, 3);
+}
+
+static void fake_queue_close(struct fake_queue *q)
+{
+	pr_shm_unmap(q->map, q->len);
+	close(q->memfd);
+	close(q->efd_pkt);
+	close(q->efd_vd);
+}
+
+/* One packet through queue q: its verdict's kind. */
+static int fake_packet(struct fake_queue *q)
+{
+	uint8_t bytes[128];
+	size_t n = v4(bytes, IPPROTO_UDP, 1, 2, "other");
+	struct pr_packet *rec = pr_reserve(&q->pkt, (uint32_t)(sizeof(*rec) + n));
+	const struct pr_rec *vr = NULL;
+	uint64_t one = 1;
+	int err = 0, i, kind;
+
+	assert_non_null(rec);
+	rec->rec.type = PR_REC_PACKET;
+	rec->slot = 5;
+	rec->id = 77;
+	rec->len = rec->orig_len = (uint32_t)n;
+	rec->direction = NE_PACKET_OUTBOUND;
+	memcpy(rec->data, bytes, n);
+	pr_commit(&q->pkt, rec);
+	if (pr_publish(&q->pkt) > 0)
+		assert_int_equal(write(q->efd_pkt, &one, sizeof(one)), 8);
+	for (i = 0; i < 2000 && !(vr = pr_peek(&q->vd, &err)); i++)
+		usleep(1000);
+	assert_non_null(vr);
+	assert_int_equal(((const struct pr_verdict *)vr)->slot, 5);
+	assert_int_equal(((const struct pr_verdict *)vr)->id, 77);
+	kind = ((const struct pr_verdict *)vr)->kind;
+	pr_consume(&q->vd);
+	pr_release(&q->vd);
+	return kind;
+}
+
+static void test_queue_replaced_and_refused(void **state)
+{
+	struct ne_msg_welcome w = { NE_WIRE_VERSION, { "x", 1 }, 60000 };
+	struct ne_msg_start st = { .provider = 1, .type = NE_PROVIDER_FILTER_PACKET, .config = { "pf", 2 } };
+	struct ne_msg_result res = { 0, { "", 0 } };
+	struct fake f = { 0 };
+	struct fake_queue q1, q2, q3;
+	struct ne_wbuf b;
+	ne_extension *e;
+	int sv[2];
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+	f.fd = sv[1];
+	assert_int_equal(ne_extension_new(&e), 0);
+	assert_int_equal(ne_extension_register_packet_filter(e, &ops, &pops, NULL), 0);
+	assert_int_equal(ne_extension_connect_fd(e, sv[0]), 0);
+	fake_recv(&f, e, NE_MSG_HELLO);
+	b = (struct ne_wbuf){ f.buf, 0, sizeof(f.buf), 0 };
+	fake_send(&f, ne_msg_welcome_encode(&b, &w), NULL, 0);
+	b = (struct ne_wbuf){ f.buf, 0, sizeof(f.buf), 0 };
+	fake_send(&f, ne_msg_start_encode(&b, 9, &st), NULL, 0);
+	fake_recv(&f, e, NE_MSG_PACKET_SETTINGS);
+
+	/* Two queues for index 0: the second replaces the first (its worker stops). */
+	fake_queue_send(&f, &q1, 0);
+	fake_queue_send(&f, &q2, 0);
+	b = (struct ne_wbuf){ f.buf, 0, sizeof(f.buf), 0 };
+	fake_send(&f, ne_msg_result2_encode(&b, NE_MSG_RESULT, f.h.id, &res), NULL, 0);
+	fake_recv(&f, e, NE_MSG_START_DONE);
+	assert_int_equal(fake_packet(&q2), NE_PACKET_ALLOW);
+
+	/* A memfd whose size is not the one announced: a protocol fault. */
+	fake_queue_send(&f, &q3, 4096);
+	assert_int_equal(ne_extension_dispatch(e), -EPROTO);
+	ne_extension_free(e);
+	fake_queue_close(&q1);
+	fake_queue_close(&q2);
+	fake_queue_close(&q3);
+	close(sv[1]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -483,6 +614,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_stop_with_delayed, setup, teardown),
 		cmocka_unit_test(test_batches),
 		cmocka_unit_test(test_fds_on_other_frames),
+		cmocka_unit_test(test_queue_replaced_and_refused),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -649,6 +649,7 @@ static struct seg *mkseg(int family, bool a_to_b, uint32_t seq, uint32_t ack, ui
 #define PSH 0x08
 #define FIN 0x01
 #define RST 0x04
+#define SYN 0x02
 
 /* Applies the table to a segment and returns its parse afterwards (from the bytes). */
 static struct pkt_info apply(struct pkt_seqadj *t, struct seg *s, int changed, uint64_t now)
@@ -709,6 +710,10 @@ static void run_stream(int family)
 	assert_int_equal(pi.tcp_seq, 1100);
 	pi = apply(t, mkseg(family, true, 1000, 5000, ACK, NULL, 0, 100), 0, 3);
 	assert_int_equal(pi.tcp_seq, 1000);
+	/* Changed differently on retransmission: like the kernel, the first change stands. */
+	record(t, family, true, 1100, 9, 0);
+	pi = apply(t, mkseg(family, true, 1200, 5000, ACK, NULL, 0, 100), 1, 3);
+	assert_int_equal(pi.tcp_seq, 1207);
 
 	/* A second change, at 1300, by +5: the correction point moves. */
 	record(t, family, true, 1300, 5, 0);
@@ -844,6 +849,17 @@ static void test_seqadj_lru_expiry(void **state)
 	assert_true(pkt_seqadj_known(t, &f[1].pi));
 	pkt_seqadj_expire(t, 260);
 	assert_false(pkt_seqadj_known(t, &f[1].pi));
+
+	/* A SYN on the ports of a closing flow starts afresh; on an open one it is ignored. */
+	assert_int_equal(pkt_seqadj_record(t, &f[2].pi, 5, 300), 1);
+	flow_seg(&f[3], 1002, SYN, true);
+	pkt_seqadj_apply(t, f[3].p, f[3].len, &f[3].pi, 301);
+	assert_true(pkt_seqadj_known(t, &f[2].pi));
+	flow_seg(&f[3], 1002, ACK | RST, false);
+	pkt_seqadj_apply(t, f[3].p, f[3].len, &f[3].pi, 302);
+	flow_seg(&f[3], 1002, SYN, true);
+	assert_int_equal(pkt_seqadj_apply(t, f[3].p, f[3].len, &f[3].pi, 303), 0);
+	assert_false(pkt_seqadj_known(t, &f[2].pi));
 
 	/* Only TCP. */
 	size_t len = v4_udp(buf, 10);

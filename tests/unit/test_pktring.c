@@ -169,6 +169,23 @@ static void test_fill_drain(void **state)
 	assert_null(pr_reserve(&p, UINT32_MAX));
 	assert_non_null(put_packet(&p, 1, 1));
 	assert_int_equal(pr_free_bytes(&p), PR_RING_MIN - 48);
+	/* A length scribbled over the reserved record (by the caller, or by the peer through
+	 * the shared page) before the commit does not reach the consumer. */
+	{
+		struct pr_packet *pk = pr_reserve(&p, sizeof(*pk) + 3);
+
+		assert_non_null(pk);
+		pk->rec.type = PR_REC_PACKET;
+		pk->id = 2;
+		pk->len = 0;
+		pk->rec.len = 9999;
+		pr_commit(&p, pk);
+		pr_publish(&p);
+		check_packet(&c, pr_peek(&c, &err), 1);
+		pr_consume(&c);
+		check_packet(&c, pr_peek(&c, &err), 2);
+		assert_int_equal(c.peek_len, 48);
+	}
 	shm_free(&s);
 	(void)state;
 }
