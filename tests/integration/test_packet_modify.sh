@@ -4,12 +4,12 @@
 #   rewritten datagrams, in order. The receiving kernel drops a datagram whose checksum is
 #   wrong, so their arrival proves that netextd rebuilt the checksums (tcpdump -vv in S
 #   confirms it when installed).
-#   TCP, IPv4 and IPv6, longer and shorter: a 2 MB stream of lines with markers arrives
-#   complete and rewritten, which needs netextd's sequence/acknowledgement shift for the
-#   rest of the flow. In large GSO packets (the veth's gso_max_size lowered to 32000 so that a
-#   grown packet stays below 64 KiB), and for the shorter one also in MSS-sized segments
-#   (gso_max_segs 1: ~2,900 packets, each rewritten). Longer MSS-sized segments:
-#   test_packet_seqadj.sh.
+#   TCP, IPv4 and IPv6, shorter ("pingping" -> "p"): a 2 MB stream of lines with markers
+#   arrives complete and rewritten, which needs netextd's sequence/acknowledgement shift for
+#   the rest of the flow. In large GSO packets (the veth's gso_max_size lowered to 32000 so
+#   that a grown packet stays below 64 KiB), and in MSS-sized segments (gso_max_segs 1:
+#   ~2,900 packets, each rewritten). Longer TCP segments: test_packet_seqadj.sh (this script
+#   with --tcp-only).
 # How the TCP output is checked: the provider rewrites per packet, so a marker split across two
 # segments stays as it was. The replacement never contains the marker, so applying the
 # rewrite to the output again must give the rewritten input exactly, and at least 90 % of the
@@ -70,19 +70,22 @@ elif [ -z "$TCP_ONLY" ]; then
 fi
 
 # tcp_modify MODE MARKER REPLACEMENT SIZES: the 2 MB stream v4 and v6, in large GSO packets
-# and/or MSS-sized segments (S advertises an MSS of 1000, so that a grown segment stays below
-# the veth's MTU: a packet grown beyond it is dropped by the sending kernel).
+# and/or MSS-sized segments. S advertises an MSS of 1000, so that a grown segment stays below
+# the veth's MTU: a non-GSO packet grown beyond it is dropped by the sending kernel, and so is
+# every retransmission of it (rewritten the same way), which stalls the stream.
 tcp_modify() {
 	local mode=$1 marker=$2 repl=$3 sizes=$4 dst gso m0
 	stream_file "$T/in.txt" 35000 "$marker"
 	pconfig "t$mode" open mode="$mode" protocol=tcp port=6102
+	# Even with GSO, TCP sends single MSS-sized segments too; S's routes (the kernel's own,
+	# metric 0 / 256) advertise MSS 1000.
+	ip -n "$S" route replace 198.18.1.0/24 dev "$vb" advmss 1000 || fail "advmss"
+	ip -n "$S" -6 route replace fd00:198:18:1::/64 dev "$vb" metric 256 advmss 1000 || fail "advmss6"
 	for gso in $sizes; do
 		if [ $gso = large ]; then
 			ip -n "$H" link set dev "$va" gso_max_size 32000 gso_max_segs 65535 || fail "gso_max_size"
 		else
 			ip -n "$H" link set dev "$va" gso_max_segs 1 || fail "gso_max_segs"
-			ip -n "$S" route replace 198.18.1.0/24 dev "$vb" advmss 1000 || fail "advmss"
-			ip -n "$S" -6 route replace fd00:198:18:1::/64 dev "$vb" advmss 1000 || fail "advmss6"
 		fi
 		for dst in $S4 $S6; do
 			m0=$(pcount modified)
@@ -108,8 +111,11 @@ EOF
 	expect_count refused eq 0 "$mode tcp"
 	punconfig "t$mode"
 }
-tcp_modify modify-grow ping PINGPONG "${GROW_SIZES:-large}"
-[ -z "$TCP_ONLY" ] && tcp_modify modify-shrink pingping p "large mss"
+if [ -n "$TCP_ONLY" ]; then
+	tcp_modify modify-grow ping PINGPONG "large mss"
+else
+	tcp_modify modify-shrink pingping p "large mss"
+fi
 
 daemon_stop
 assert_clean_after_stop

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# TCP segments made longer, MSS-sized (gso_max_segs 1 on H's veth, S advertises an MSS of 1000
-# so that a grown segment stays below the MTU): test_packet_modify.sh's 2 MB stream with
-# modify-grow ("ping" -> "PINGPONG"), IPv4 and IPv6. Every one of ~2,900 segments is longer
-# than the sender wrote it, so every segment and every acknowledgement goes through
-# netextd's sequence shift; a single lost or reordered segment must be retransmitted and
-# shifted consistently for the stream to complete.
+# TCP segments made longer ("ping" -> "PINGPONG", modify-grow): test_packet_modify.sh's 2 MB
+# stream, IPv4 and IPv6, in large GSO packets and in MSS-sized segments (gso_max_segs 1).
+# Every segment grows, so every segment and every acknowledgement goes through netextd's
+# sequence shift, and the data in flight is longer on the wire than the sender counts it.
+# The stream must arrive complete and rewritten.
+# Known to fail intermittently (2026-11-22, see bench/README.md "filter-packet"): a segment
+# beyond the receiver's window is dropped (TcpExtBeyondWindow in S), and its retransmission
+# comes out shifted differently, so the hole is never filled.
 here=$(cd "$(dirname "$0")" && pwd)
-GROW_SIZES=mss exec "$here/test_packet_modify.sh" --tcp-only
+exec "$here/test_packet_modify.sh" --tcp-only
