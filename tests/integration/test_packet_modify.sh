@@ -90,7 +90,7 @@ tcp_modify() {
 		for dst in $S4 $S6; do
 			m0=$(pcount modified)
 			tcp_run "$H" "$S" "$dst" 6102 "$T/in.txt" "$T/out.txt" 60 ||
-				{ ctl packet status; fail "$mode: TCP stream to $dst ($gso) did not complete: $(wc -c < "$T/out.txt") bytes arrived"; }
+				{ ctl packet status; ns_exec "$S" nstat -a | grep -E "BeyondWindow|OFOQueue|DSACK"; fail "$mode: TCP stream to $dst ($gso) did not complete: $(wc -c < "$T/out.txt") bytes arrived"; }
 			"$PY" - "$T/in.txt" "$T/out.txt" "$marker" "$repl" <<'EOF' || { ctl packet status; fail "$mode: TCP stream to $dst ($gso) not rewritten as expected"; }
 import sys
 inp, out = open(sys.argv[1], "rb").read(), open(sys.argv[2], "rb").read()
