@@ -127,7 +127,8 @@ NE_EXPORT int ne_harness_dns_settings(ne_harness *harness, const char *config, b
  *     // v.kind == NE_PACKET_MODIFY: v.bytes, v.len hold the replacement
  *     // v.kind == NE_PACKET_DELAY:  ne_harness_packet_verdict(h, id, &v) waits for the resume
  *
- * A verdict's bytes point into the harness: valid until the next call on it. */
+ * The harness remembers the verdicts of the last 4096 packets it queued. A verdict's bytes
+ * point into the harness: valid until the next call on it. */
 
 /* Queues one packet (an IP packet, header first) for configuration config's provider and
  * waits for its first verdict (which may be DELAY). *ret_id names it for
@@ -139,7 +140,7 @@ NE_EXPORT int ne_harness_packet(ne_harness *harness, const char *config, const v
 NE_EXPORT int ne_harness_packet_send(ne_harness *harness, const char *config, const void *bytes,
 				     size_t len, ne_packet_direction direction, uint64_t *ret_id);
 /* Waits (up to the timeout) for the final verdict of packet id (not DELAY): the one its
- * handler returned, or its resume. */
+ * handler returned, or its resume. -ENOENT for a packet queued 4096 packets ago or more. */
 NE_EXPORT int ne_harness_packet_verdict(ne_harness *harness, uint64_t id, ne_packet_verdict *ret_verdict);
 /* The packet settings the provider applied last: -ENOENT when it applied none. */
 NE_EXPORT int ne_harness_packet_settings(ne_harness *harness, const char *config, size_t *ret_n_rules,

@@ -628,9 +628,11 @@ static void q_read(struct pfq *q)
 			break;
 		}
 		if (++since >= PUBLISH_EVERY) {
+			/* Under a flood the socket never runs dry: hand over, take verdicts back and
+			 * answer the kernel as we go, so its queue keeps moving. */
 			since = 0;
 			q_publish(q);
-			q_flush(q);
+			q_drain(q);
 		}
 	}
 	q_publish(q);
@@ -687,6 +689,11 @@ static void verdict_modify(struct pfq *q, struct pentry *e, const uint8_t *share
 	}
 	if (ni.protocol == IPPROTO_TCP && !ni.fragment)
 		(void)pkt_seqadj_apply(P->seqadj, q->work, len, &ni, now_sec());
+	/* A grown packet that the kernel will not segment may exceed the MTU; with DF the output
+	 * path would drop it (and tell the local sender, whose retransmission grows again). IPv4
+	 * may fragment it instead; IPv6 cannot (docs/packet-filter.md, limits). */
+	if (ni.family == AF_INET && len > e->orig_len && !(e->flags & PR_PKT_GSO))
+		q->work[6] &= (uint8_t)~0x40;
 	pkt_fix_checksums(q->work, len, &ni);
 	repl = malloc(len ? len : 1);
 	if (!repl)

@@ -63,6 +63,7 @@ struct dverdict {
 };
 
 #define VERDICTS_KEPT 64
+#define PVERDICTS_KEPT 4096
 
 /* The reply a call waits for, filled in by the frame handlers. */
 struct want {
@@ -94,8 +95,8 @@ struct ne_harness {
 	size_t next_dverdict;
 	uint64_t next_dns_id;
 	struct { uint64_t id; ne_dns_response_kind kind; uint8_t *bytes; size_t len; } rverdict;
-	struct { uint64_t id; ne_packet_verdict_kind kind; uint8_t *bytes; size_t len; } pverdicts[VERDICTS_KEPT];
-	size_t next_pverdict;
+	/* The latest verdict of each of the last PVERDICTS_KEPT packets, by slot. */
+	struct { uint64_t id; ne_packet_verdict_kind kind; uint8_t *bytes; size_t len; } pverdicts[PVERDICTS_KEPT];
 	uint64_t next_slot;
 	uint8_t rbuf[NE_WIRE_MAX];
 	uint8_t wbuf[NE_WIRE_MAX];
@@ -654,7 +655,7 @@ void ne_harness_free(ne_harness *harness)
 		free(harness->configs[i].name);
 		queues_free(&harness->configs[i]);
 	}
-	for (i = 0; i < VERDICTS_KEPT; i++)
+	for (i = 0; i < PVERDICTS_KEPT; i++)
 		free(harness->pverdicts[i].bytes);
 	for (i = 0; i < harness->n_logs; i++)
 		free(harness->logs[i]);
@@ -1129,7 +1130,8 @@ static int collect_verdicts(ne_harness *h, struct hqueue *q)
 		bytes = dup_bytes(((const struct pr_verdict *)rec)->data, v.len);
 		if (!bytes)
 			return -ENOMEM;
-		k = h->next_pverdict++ % VERDICTS_KEPT;
+		/* A packet's final verdict follows its DELAY, never the other way round. */
+		k = v.slot % PVERDICTS_KEPT;
 		free(h->pverdicts[k].bytes);
 		h->pverdicts[k].id = v.slot;
 		h->pverdicts[k].kind = (ne_packet_verdict_kind)v.kind;
@@ -1156,19 +1158,14 @@ static int collect_all(ne_harness *h)
 
 static bool pverdict_find(const ne_harness *h, uint64_t id, bool final, ne_packet_verdict *ret)
 {
-	size_t i, n = NE_MIN(h->next_pverdict, (size_t)VERDICTS_KEPT);
+	size_t k = id % PVERDICTS_KEPT;
 
-	for (i = 1; i <= n; i++) {
-		size_t k = (h->next_pverdict - i) % VERDICTS_KEPT;
-
-		if (h->pverdicts[k].id == id && (!final || h->pverdicts[k].kind != NE_PACKET_DELAY)) {
-			ret->kind = h->pverdicts[k].kind;
-			ret->bytes = h->pverdicts[k].len ? h->pverdicts[k].bytes : NULL;
-			ret->len = h->pverdicts[k].len;
-			return true;
-		}
-	}
-	return false;
+	if (h->pverdicts[k].id != id || (final && h->pverdicts[k].kind == NE_PACKET_DELAY))
+		return false;
+	ret->kind = h->pverdicts[k].kind;
+	ret->bytes = h->pverdicts[k].len ? h->pverdicts[k].bytes : NULL;
+	ret->len = h->pverdicts[k].len;
+	return true;
 }
 
 /* Sleeps until the extension, its channel or a verdict ring has something, at most ms. */
@@ -1308,6 +1305,8 @@ int ne_harness_packet_verdict(ne_harness *harness, uint64_t id, ne_packet_verdic
 {
 	if (!harness || !ret_verdict || id == 0 || id > harness->next_slot)
 		return -EINVAL;
+	if (id + PVERDICTS_KEPT <= harness->next_slot)
+		return -ENOENT; /* forgotten */
 	return packet_wait(harness, id, true, ret_verdict);
 }
 
