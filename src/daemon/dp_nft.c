@@ -355,6 +355,50 @@ static int match_ifname(struct nftnl_rule *r, const struct dp_match *m)
 	return err < 0 ? err : put_cmp(r, m->neg, name, sizeof(name));
 }
 
+static int put_exthdr_mss(struct nftnl_rule *r, bool load)
+{
+	struct nftnl_expr *e = nftnl_expr_alloc("exthdr");
+
+	if (e) {
+		nftnl_expr_set_u32(e, load ? NFTNL_EXPR_EXTHDR_DREG : NFTNL_EXPR_EXTHDR_SREG, NFT_REG_1);
+		nftnl_expr_set_u8(e, NFTNL_EXPR_EXTHDR_TYPE, 2); /* TCPOPT_MAXSEG */
+		nftnl_expr_set_u32(e, NFTNL_EXPR_EXTHDR_OFFSET, 2);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_EXTHDR_LEN, 2);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_EXTHDR_OP, NFT_EXTHDR_OP_TCPOPT);
+	}
+	return rule_add(r, e);
+}
+
+/* `tcp flags & syn != 0` */
+static int match_tcp_syn(struct nftnl_rule *r, const struct dp_match *m)
+{
+	uint8_t syn = 0x02, zero = 0;
+	int err;
+
+	if ((err = put_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 13, 1)) < 0 || (err = put_mask(r, &syn, 1)) < 0)
+		return err;
+	return put_cmp(r, !m->neg, &zero, 1);
+}
+
+/* `tcp option maxseg size > mss`: big-endian bytes compare like the numbers. A packet
+ * without the option does not match. */
+static int match_tcp_mss_above(struct nftnl_rule *r, const struct dp_match *m)
+{
+	uint16_t mss = htons(m->mss);
+	struct nftnl_expr *e;
+	int err = put_exthdr_mss(r, true);
+
+	if (err < 0)
+		return err;
+	e = nftnl_expr_alloc("cmp");
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_SREG, NFT_REG_1);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_OP, NFT_CMP_GT);
+		nftnl_expr_set(e, NFTNL_EXPR_CMP_DATA, &mss, sizeof(mss));
+	}
+	return rule_add(r, e);
+}
+
 static int put_match(struct nftnl_rule *r, const struct dp_match *m)
 {
 	switch (m->kind) {
@@ -380,6 +424,10 @@ static int put_match(struct nftnl_rule *r, const struct dp_match *m)
 	case DP_MATCH_IIFNAME:
 	case DP_MATCH_OIFNAME:
 		return match_ifname(r, m);
+	case DP_MATCH_TCP_SYN:
+		return match_tcp_syn(r, m);
+	case DP_MATCH_TCP_MSS_ABOVE:
+		return match_tcp_mss_above(r, m);
 	}
 	return -EINVAL;
 }
@@ -494,6 +542,15 @@ static int tproxy(struct nftnl_rule *r, const struct dp_action *a)
 	return rule_add(r, e);
 }
 
+/* `tcp option maxseg size set N`: the kernel rewrites the option and the checksum. */
+static int mss_set(struct nftnl_rule *r, const struct dp_action *a)
+{
+	uint16_t mss = htons(a->mss);
+	int err = put_imm(r, NFT_REG_1, &mss, sizeof(mss));
+
+	return err < 0 ? err : put_exthdr_mss(r, false);
+}
+
 static int put_action(struct nftnl_rule *r, const struct dp_action *a, enum dp_queue_backend qb)
 {
 	switch (a->kind) {
@@ -508,6 +565,8 @@ static int put_action(struct nftnl_rule *r, const struct dp_action *a, enum dp_q
 		return mark_set(r, a);
 	case DP_ACTION_TPROXY:
 		return tproxy(r, a);
+	case DP_ACTION_TCP_MSS_SET:
+		return mss_set(r, a);
 	}
 	return -EINVAL;
 }

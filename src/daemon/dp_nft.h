@@ -17,7 +17,7 @@ struct mnl_nlmsg_batch;
 
 #define DP_NFT_TABLE_DEFAULT "netext"
 #define DP_NFT_NAME_MAX 64 /* table and chain names, including the NUL */
-#define DP_RULE_MAX_MATCHES 8
+#define DP_RULE_MAX_MATCHES 12
 #define DP_RULE_MAX_ACTIONS 4
 #define DP_RULESET_MAX_CHAINS 16
 /* A batch given to dp_nft_build() must have this many bytes of room past its limit: libmnl
@@ -65,6 +65,8 @@ enum dp_match_kind {
 	DP_MATCH_SKUID,    /* meta skuid: the uid owning the packet's local socket */
 	DP_MATCH_IIFNAME,  /* meta iifname: input interface name (exact, IFNAMSIZ compare) */
 	DP_MATCH_OIFNAME,  /* meta oifname: output interface name */
+	DP_MATCH_TCP_SYN,  /* tcp flags & syn != 0: combine with DP_MATCH_L4PROTO tcp */
+	DP_MATCH_TCP_MSS_ABOVE, /* tcp option maxseg size > mss (packets with the option only) */
 };
 
 /* ct state bits, as the kernel's NF_CT_STATE_BIT() encodes them. */
@@ -100,6 +102,7 @@ struct dp_match {
 		uint8_t nfproto; /* NFPROTO_IPV4, NFPROTO_IPV6 */
 		uint32_t uid;
 		char ifname[16]; /* IFNAMSIZ, NUL-padded */
+		uint16_t mss;    /* host byte order */
 	};
 };
 
@@ -110,6 +113,7 @@ enum dp_action_kind {
 	DP_ACTION_META_MARK_SET,
 	DP_ACTION_CT_MARK_SET,
 	DP_ACTION_TPROXY,  /* prerouting only; not a verdict: follow it with accept */
+	DP_ACTION_TCP_MSS_SET, /* tcp option maxseg size set mss (checksum updated); not a verdict */
 };
 
 #define DP_QUEUE_F_BYPASS (1u << 0) /* accept when no reader is bound (fail open) */
@@ -132,6 +136,7 @@ struct dp_action {
 			};
 			uint16_t port; /* host byte order */
 		} tproxy;
+		uint16_t mss; /* host byte order */
 	};
 	/* Mark actions: bits of the old mark to keep (host order); 0 overwrites the whole mark. */
 	uint32_t mark_keep;

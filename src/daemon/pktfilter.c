@@ -59,6 +59,7 @@
 #define DELAY_MS_DEFAULT 10000
 #define RING_KIB_DEFAULT 4096
 #define COPY_RANGE_MIN 128
+#define MSS_CLAMP_DEFAULT 1200    /* 240 bytes of growth per segment on a 1500-byte IPv6 link */
 #define QUEUE_MAXLEN 4096         /* packets the kernel holds per queue */
 #define FIFO_CAP 8192             /* in-flight entries per queue (power of two, ≥ QUEUE_MAXLEN) */
 #define HDR_KEEP 160              /* bytes of each packet kept to check a replacement against */
@@ -143,6 +144,7 @@ struct pcfg {
 	int order;
 	bool fail_open;
 	unsigned timeout_ms, delay_max_ms, ring_kib;
+	unsigned mss_clamp;       /* TCP MSS of selected flows at most this; 0: untouched */
 	bool present, running;
 	struct ext *ext;
 	uint32_t handle;
@@ -1168,6 +1170,9 @@ static int load_cfg_cb(const struct store_config *sc, void *ud)
 		kib = RING_KIB_DEFAULT;
 	}
 	c->ring_kib = kib;
+	c->mss_clamp = store_config_option_uint(sc, "tcp_mss_clamp", MSS_CLAMP_DEFAULT, 0, 65535);
+	if (c->mss_clamp && c->mss_clamp < 536)
+		c->mss_clamp = 536;
 	return 0;
 }
 
@@ -1532,13 +1537,11 @@ static void addr_match(struct dp_match *out, const struct dp_match *net, enum dp
 	out->neg = false;
 }
 
-/* One rule in one chain; iface: DP_MATCH_IIFNAME / OIFNAME or 0. local = source address and
- * port for outbound and forwarded packets, destination for inbound ones. */
-static int rule_add(struct dp_ruleset *rs, size_t chain, int which, const struct prule *r, int iface,
-		    const struct dp_action *act)
+/* The matches of rule r in one chain; iface: DP_MATCH_IIFNAME / OIFNAME or 0. local = source
+ * address and port for outbound and forwarded packets, destination for inbound ones. */
+static size_t rule_matches(int which, const struct prule *r, int iface, struct dp_match *m)
 {
 	bool local_is_src = which != CH_IN;
-	struct dp_match m[DP_RULE_MAX_MATCHES];
 	size_t n = 0;
 
 	if (r->family && !r->has_local && !r->has_remote)
@@ -1560,7 +1563,62 @@ static int rule_add(struct dp_ruleset *rs, size_t chain, int which, const struct
 	if (r->remote_port)
 		m[n++] = (struct dp_match){ .kind = local_is_src ? DP_MATCH_DPORT : DP_MATCH_SPORT,
 					    .port = r->remote_port };
+	return n;
+}
+
+/* The rule's selection in one chain: mark and queue. */
+static int rule_add(struct dp_ruleset *rs, size_t chain, int which, const struct prule *r, int iface,
+		    const struct dp_action *act)
+{
+	struct dp_match m[DP_RULE_MAX_MATCHES];
+	size_t n = rule_matches(which, r, iface, m);
+
 	return dp_ruleset_add(rs, chain, m, n, act, 2);
+}
+
+/* MSS clamping for the TCP flows a rule selects, in either direction (so the peer's SYN-ACK
+ * is clamped too): segments the kernel does not segment stay below the MTU by the headroom a
+ * provider needs to grow them (IPv6 cannot fragment a grown segment). */
+static int clamp_add(struct dp_ruleset *rs, size_t chain, int which, const struct prule *r, int iface,
+		     uint16_t mss)
+{
+	struct dp_action set = { .kind = DP_ACTION_TCP_MSS_SET, .mss = mss };
+	struct dp_match m[DP_RULE_MAX_MATCHES];
+	size_t n;
+
+	if (r && r->protocol && r->protocol != IPPROTO_TCP)
+		return 0;
+	n = r ? rule_matches(which, r, iface, m) : 0;
+	if (!r && which != CH_FWD)
+		m[n++] = (struct dp_match){ .kind = which == CH_IN ? DP_MATCH_IIFNAME : DP_MATCH_OIFNAME,
+					    .neg = true, .ifname = "lo" };
+	if (!r || !r->protocol)
+		m[n++] = (struct dp_match){ .kind = DP_MATCH_L4PROTO, .l4proto = IPPROTO_TCP };
+	m[n++] = (struct dp_match){ .kind = DP_MATCH_TCP_SYN };
+	m[n++] = (struct dp_match){ .kind = DP_MATCH_TCP_MSS_ABOVE, .mss = mss };
+	return dp_ruleset_add(rs, chain, m, n, &set, 1);
+}
+
+static int chain_clamps(struct pcfg *c, struct dp_ruleset *rs, size_t chain, int which)
+{
+	int iface = which == CH_IN ? DP_MATCH_IIFNAME : which == CH_OUT ? DP_MATCH_OIFNAME : 0;
+	size_t i;
+	int r = 0;
+
+	if (!c->mss_clamp)
+		return 0;
+	if (c->n_rules == 0)
+		return clamp_add(rs, chain, which, NULL, 0, (uint16_t)c->mss_clamp);
+	for (i = 0; i < c->n_rules; i++) {
+		const struct prule *pr = &c->rules[i];
+
+		if (which == CH_FWD && pr->ifname[0]) {
+			r |= clamp_add(rs, chain, which, pr, DP_MATCH_IIFNAME, (uint16_t)c->mss_clamp);
+			r |= clamp_add(rs, chain, which, pr, DP_MATCH_OIFNAME, (uint16_t)c->mss_clamp);
+		} else
+			r |= clamp_add(rs, chain, which, pr, iface, (uint16_t)c->mss_clamp);
+	}
+	return r;
 }
 
 static int chain_rules(struct pcfg *c, struct dp_ruleset *rs, size_t chain, int which)
@@ -1585,6 +1643,7 @@ static int chain_rules(struct pcfg *c, struct dp_ruleset *rs, size_t chain, int 
 	r |= dp_ruleset_add(rs, chain, m, 1, &accept, 1);
 	m[0] = (struct dp_match){ .kind = DP_MATCH_META_MARK, .mark = { PKTF_MARK_SHIFT, PKTF_MARK_SHIFT } };
 	r |= dp_ruleset_add(rs, chain, m, 1, shift, 3);
+	r |= chain_clamps(c, rs, chain, which);
 	for (i = 0; i < c->n_rules; i++) {
 		const struct prule *pr = &c->rules[i];
 

@@ -487,12 +487,13 @@ static int handle_batch(struct pqueue *q, size_t n)
 			r = put_verdict(q, &q->pkts[i], &q->verdicts[i]);
 		}
 	}
-	/* The packets' bytes are no longer needed (modify bytes were copied): their space goes
-	 * back before the verdicts are published, so a daemon that stalled on a full packet
-	 * ring finds room when the verdicts wake it. */
-	pr_release(&q->pkt);
+	/* The space goes back after the verdicts are published: netextd re-reads an allowed
+	 * packet of a TCP flow it shifts from the ring when the verdict comes, so the bytes
+	 * should still be there then. (A daemon stalled on a full packet ring retries on a
+	 * timer, so it does not need a wake-up for the space.) */
 	if (r == 0)
 		r = batch_close(q);
+	pr_release(&q->pkt);
 	return r;
 }
 

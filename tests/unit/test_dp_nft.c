@@ -445,6 +445,44 @@ static void test_ifname(void **state)
 	(void)state;
 }
 
+/* `tcp flags & syn != 0 tcp option maxseg size > 1200 tcp option maxseg size set 1200`. */
+static void test_mss_clamp(void **state)
+{
+	struct dp_match m[2] = { {.kind = DP_MATCH_TCP_SYN}, {.kind = DP_MATCH_TCP_MSS_ABOVE, .mss = 1200} };
+	struct dp_action set = {.kind = DP_ACTION_TCP_MSS_SET, .mss = 1200};
+	static const char *want[] = {"payload", "bitwise", "cmp", "exthdr", "cmp", "immediate", "exthdr"};
+	struct nftnl_expr *e[MAX_EXPRS];
+	struct dp_ruleset rs;
+	struct parsed p;
+	const uint8_t *v;
+	uint32_t len;
+	size_t n;
+
+	dp_ruleset_init_base(&rs, "netext-test");
+	assert_int_equal(dp_ruleset_add(&rs, 3, m, 2, &set, 1), 0);
+	build_and_parse(&rs, DP_QUEUE_COMPAT, &p);
+	n = rule_exprs(p.rules[0], e);
+	assert_int_equal(n, NE_ARRAY_SIZE(want));
+	for (size_t i = 0; i < n; i++)
+		assert_string_equal(expr_name(e[i]), want[i]);
+	assert_int_equal(nftnl_expr_get_u32(e[0], NFTNL_EXPR_PAYLOAD_OFFSET), 13);
+	assert_int_equal(nftnl_expr_get_u32(e[2], NFTNL_EXPR_CMP_OP), NFT_CMP_NEQ);
+	assert_int_equal(nftnl_expr_get_u32(e[3], NFTNL_EXPR_EXTHDR_OP), NFT_EXTHDR_OP_TCPOPT);
+	assert_int_equal(nftnl_expr_get_u8(e[3], NFTNL_EXPR_EXTHDR_TYPE), 2);
+	assert_int_equal(nftnl_expr_get_u32(e[3], NFTNL_EXPR_EXTHDR_OFFSET), 2);
+	assert_int_equal(nftnl_expr_get_u32(e[3], NFTNL_EXPR_EXTHDR_LEN), 2);
+	assert_true(nftnl_expr_is_set(e[3], NFTNL_EXPR_EXTHDR_DREG));
+	assert_int_equal(nftnl_expr_get_u32(e[4], NFTNL_EXPR_CMP_OP), NFT_CMP_GT);
+	v = nftnl_expr_get(e[4], NFTNL_EXPR_CMP_DATA, &len);
+	assert_int_equal(len, 2);
+	assert_int_equal(v[0] << 8 | v[1], 1200);
+	assert_true(nftnl_expr_is_set(e[6], NFTNL_EXPR_EXTHDR_SREG));
+	assert_false(nftnl_expr_is_set(e[6], NFTNL_EXPR_EXTHDR_DREG));
+	parsed_free(&p);
+	dp_ruleset_free(&rs);
+	(void)state;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -458,6 +496,7 @@ int main(void)
 		cmocka_unit_test(test_tproxy_nfproto_skuid),
 		cmocka_unit_test(test_tproxy_bad_family),
 		cmocka_unit_test(test_ifname),
+		cmocka_unit_test(test_mss_clamp),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
