@@ -85,7 +85,7 @@ killed() { # killed POLICY
 	n=$(wc -l < "$T/rx")
 	if [ "$policy" = open ]; then
 		[ "$(udp_seqs "$T/rx" | tr '\n' ' ')" = "$(seq 0 599 | tr '\n' ' ')" ] ||
-			{ tail -20 "$D_LOG"; fail "killed/open: $n of 600 datagrams arrived (or out of order)"; }
+			{ ctl packet status; fail "killed/open: $n of 600 datagrams arrived (or out of order); missing: $(udp_seqs "$T/rx" | sort -n | comm -13 - <(seq 0 599 | sort -n) | sort -n | tr '\n' ' ')"; }
 	else
 		[ "$n" -lt 600 ] || fail "killed/closed: all 600 datagrams arrived while the extension was down"
 		# The last 50 were sent well after the restart (1.5 s start, the stream lasts 6 s).
