@@ -38,7 +38,8 @@ pkt_setup() {
 	sleep 0.2
 }
 
-queue_rule() { ns_exec "$H" nft list ruleset 2>/dev/null | grep -q "queue"; }
+# grep -c, not -q: under pipefail, grep -q's early exit fails nft with SIGPIPE.
+queue_rule() { [ "$(ns_exec "$H" nft list ruleset 2>/dev/null | grep -c "queue")" -gt 0 ]; }
 
 # A record file the extension (nobody) may append to.
 record_file() { # record_file NAME: echoes the path
@@ -61,7 +62,7 @@ pconfig() { # pconfig NAME open|closed OPTION...
 punconfig() {
 	ctl stop "$1" >/dev/null
 	ctl config remove "$1" >/dev/null
-	WAIT_TRIES=100 wait_for sh -c "! nsenter --net=/run/netns/$H nft list ruleset | grep -q queue" ||
+	WAIT_TRIES=100 wait_for sh -c "[ \$(nsenter --net=/run/netns/$H nft list ruleset 2>/dev/null | grep -c queue) = 0 ]" ||
 		fail "$1: queue rule still there after stop"
 }
 
