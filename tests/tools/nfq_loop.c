@@ -29,12 +29,13 @@ struct options {
 	int udp_dport, tcp_dport; /* -1: not selected */
 	const char *count_file;
 	bool bypass;
+	uint32_t copy_range; /* bytes of each packet copied to the loop (default 128) */
 };
 
 static void usage(void)
 {
 	fprintf(stderr, "usage: nfq_loop --table NAME --queue N [--udp-dport P] [--tcp-dport P]\n"
-			"                [--count-file F] [--bypass]\n");
+			"                [--count-file F] [--bypass] [--copy-range N]\n");
 	exit(2);
 }
 
@@ -54,10 +55,10 @@ static void parse_args(int argc, char **argv, struct options *o)
 		{"table", required_argument, NULL, 't'},     {"queue", required_argument, NULL, 'q'},
 		{"udp-dport", required_argument, NULL, 'u'}, {"tcp-dport", required_argument, NULL, 'T'},
 		{"count-file", required_argument, NULL, 'c'}, {"bypass", no_argument, NULL, 'b'},
-		{NULL, 0, NULL, 0}};
+		{"copy-range", required_argument, NULL, 'r'}, {NULL, 0, NULL, 0}};
 	int c;
 
-	*o = (struct options){.udp_dport = -1, .tcp_dport = -1};
+	*o = (struct options){.udp_dport = -1, .tcp_dport = -1, .copy_range = 128};
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (c) {
 		case 't': o->table = optarg; break;
@@ -66,6 +67,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 		case 'T': o->tcp_dport = parse_port(optarg); break;
 		case 'c': o->count_file = optarg; break;
 		case 'b': o->bypass = true; break;
+		case 'r': o->copy_range = (uint32_t)parse_port(optarg); break; /* 1 .. 65535 */
 		default: usage();
 		}
 	}
@@ -167,7 +169,7 @@ static int run(struct dp_nfq *q, int sfd, const char *count_file)
 
 static int setup(const struct options *o, struct dp_nft **ret_nft, struct dp_nfq **ret_q)
 {
-	struct dp_nfq_options qo = {.copy_range = 128, .flags = DP_NFQ_F_GSO | DP_NFQ_F_UID_GID};
+	struct dp_nfq_options qo = {.copy_range = o->copy_range, .flags = DP_NFQ_F_GSO | DP_NFQ_F_UID_GID};
 	struct dp_ruleset rs;
 	enum dp_queue_backend qb;
 	int err;
