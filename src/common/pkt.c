@@ -402,11 +402,20 @@ bool pkt_checksums_ok(const uint8_t *p, size_t len, const struct pkt_info *pi)
 #define TCPOPT_SACK 5
 #define TCPOLEN_SACK_PERBLOCK 8
 
-/* One direction's shift, as struct nf_ct_seqadj in the kernel. */
+/* One direction's shifts. The kernel's nf_ct_seqadj keeps one correction point; a segment
+ * retransmitted from before the previous change then gets the wrong offset, which a rewriter
+ * that grows every segment of a bulk stream hits whenever a segment is lost (measured: one
+ * 2 MB stream in about eight stalled). So keep the last SEQADJ_POINTS change points:
+ * pos[i] is the start of a changed segment in its sender's numbering, after[i] the total
+ * offset of everything after that segment's start; base is the offset before pos[0] (older
+ * points are folded into it when the history is full). */
+#define SEQADJ_POINTS 16
+
 struct seqadj_dir {
-	uint32_t correction_pos;
-	int32_t offset_before;
-	int32_t offset_after;
+	uint8_t n;
+	int32_t base;
+	uint32_t pos[SEQADJ_POINTS];
+	int32_t after[SEQADJ_POINTS];
 };
 
 /* Endpoint 0 is the smaller (address, port), so both orientations build the same key. No
@@ -609,21 +618,47 @@ int pkt_seqadj_record(struct pkt_seqadj *t, const struct pkt_info *pi, int32_t d
 	}
 	flow_touch(t, f, now_sec);
 	d = &f->dir[dir];
-	if (d->offset_before == d->offset_after || seq_before(d->correction_pos, pi->tcp_seq)) {
-		d->correction_pos = pi->tcp_seq;
-		d->offset_before = d->offset_after;
-		d->offset_after = (int32_t)((uint32_t)d->offset_after + (uint32_t)delta);
+	/* A segment at or before the latest point is a retransmission: its change was counted
+	 * the first time (a different change now cannot be honoured, as in the kernel). */
+	if (d->n == 0 || seq_before(d->pos[d->n - 1], pi->tcp_seq)) {
+		int32_t prev = d->n ? d->after[d->n - 1] : d->base;
+
+		if (d->n == SEQADJ_POINTS) {
+			d->base = d->after[0];
+			memmove(d->pos, d->pos + 1, (SEQADJ_POINTS - 1) * sizeof(d->pos[0]));
+			memmove(d->after, d->after + 1, (SEQADJ_POINTS - 1) * sizeof(d->after[0]));
+			d->n--;
+		}
+		d->pos[d->n] = pi->tcp_seq;
+		d->after[d->n] = (int32_t)((uint32_t)prev + (uint32_t)delta);
+		d->n++;
 	}
 	return created;
 }
 
+/* The offset for a segment starting at seq (sender's numbering): that of the latest change
+ * point strictly before it (nf_ct_seq_adjust: a segment starting at a point is the changed
+ * segment itself, or its retransmission, and keeps the offset before it). */
+static int32_t shift_for(const struct seqadj_dir *d, uint32_t seq)
+{
+	for (int i = d->n - 1; i >= 0; i--)
+		if (seq_after(seq, d->pos[i]))
+			return d->after[i];
+	return d->base;
+}
+
 /* Maps a sequence number of the other direction's shifted stream back to what its sender
- * sent: the acknowledgement number and SACK edges (nf_ct_seq_adjust, nf_ct_sack_adjust). */
+ * sent: the acknowledgement number and SACK edges (nf_ct_seq_adjust, nf_ct_sack_adjust, with
+ * the history above). */
 static uint32_t unshift(const struct seqadj_dir *o, uint32_t v)
 {
-	if (seq_after(v - (uint32_t)o->offset_before, o->correction_pos))
-		return v - (uint32_t)o->offset_after;
-	return v - (uint32_t)o->offset_before;
+	for (int i = o->n - 1; i >= 0; i--) {
+		int32_t before = i ? o->after[i - 1] : o->base;
+
+		if (seq_after(v - (uint32_t)before, o->pos[i]))
+			return v - (uint32_t)o->after[i];
+	}
+	return v - (uint32_t)o->base;
 }
 
 /* Adjusts the SACK blocks in the TCP options opt[0..optlen); returns whether any changed.
@@ -686,7 +721,7 @@ int pkt_seqadj_apply(struct pkt_seqadj *t, uint8_t *p, size_t len, struct pkt_in
 	d = &f->dir[dir];
 	o = &f->dir[!dir];
 	th = p + pi->l4_off;
-	seq = pi->tcp_seq + (uint32_t)(seq_after(pi->tcp_seq, d->correction_pos) ? d->offset_after : d->offset_before);
+	seq = pi->tcp_seq + (uint32_t)shift_for(d, pi->tcp_seq);
 	if (seq != pi->tcp_seq) {
 		put32(th + 4, seq);
 		pi->tcp_seq = seq;

@@ -50,10 +50,10 @@ bool pkt_checksums_ok(const uint8_t *p, size_t len, const struct pkt_info *pi);
 uint32_t pkt_csum_add(uint32_t sum, const void *buf, size_t len);
 uint16_t pkt_csum_fold(uint32_t sum);
 
-/* TCP sequence shifts, per flow and direction, with the kernel's nf_ct_seqadj semantics:
- * one correction point per direction, offset_before applies to segments starting at or
- * before it, offset_after to later ones; the other direction's acknowledgement numbers
- * (and SACK blocks) are shifted back. Flows are found by address and port in either
+/* TCP sequence shifts, per flow and direction, with the kernel's nf_ct_seqadj semantics
+ * generalised to the last 16 change points per direction: a segment gets the offset of the
+ * latest change strictly before its start, so retransmissions of older segments keep theirs;
+ * the other direction's acknowledgement numbers (and SACK blocks) are shifted back. Flows are found by address and port in either
  * orientation. Bounded: at most `max_flows` (the least recently used is forgotten) and
  * flows idle for idle_sec are dropped by pkt_seqadj_expire(). */
 struct pkt_seqadj;

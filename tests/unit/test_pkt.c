@@ -721,9 +721,15 @@ static void run_stream(int family)
 	assert_int_equal(pi.tcp_seq, 1307);
 	pi = apply(t, mkseg(family, true, 1400, 5000, ACK, NULL, 0, 100), 1, 4);
 	assert_int_equal(pi.tcp_seq, 1412);
-	/* A retransmission from before the point gets offset_before (7). */
+	/* A retransmission from before the point gets the offset of its own place (7). */
 	pi = apply(t, mkseg(family, true, 1200, 5000, ACK, NULL, 0, 100), 1, 4);
 	assert_int_equal(pi.tcp_seq, 1207);
+	/* ... and one from before the first change keeps 0, where the kernel's single point
+	 * would give it 7. */
+	pi = apply(t, mkseg(family, true, 1000, 5000, ACK, NULL, 0, 100), 0, 4);
+	assert_int_equal(pi.tcp_seq, 1000);
+	pi = apply(t, mkseg(family, false, 5000, 1100, ACK, NULL, 0, 0), 0, 4);
+	assert_int_equal(pi.tcp_ack, 1100);
 	pi = apply(t, mkseg(family, false, 5000, 1412, ACK, NULL, 0, 0), 1, 4);
 	assert_int_equal(pi.tcp_ack, 1400);
 	pi = apply(t, mkseg(family, false, 5000, 1307, ACK, NULL, 0, 0), 1, 4);
@@ -754,6 +760,35 @@ static void test_seqadj_stream(void **state)
 {
 	run_stream(AF_INET);
 	run_stream(AF_INET6);
+	(void)state;
+}
+
+/* A bulk stream where every 100-byte segment grows by 7: a retransmission of any of the
+ * last 16 changed segments, and the acknowledgement of it, use that segment's own offset;
+ * older points fold into the base. */
+static void test_seqadj_history(void **state)
+{
+	struct pkt_seqadj *t = pkt_seqadj_new(16, 300);
+	struct pkt_info pi;
+
+	for (uint32_t i = 0; i < 20; i++)
+		record(t, AF_INET, true, 1000 + i * 100, 7, i == 0);
+	/* Segment 10 (seq 2000) follows 10 changes: +70; its retransmission keeps +70. */
+	pi = apply(t, mkseg(AF_INET, true, 2000, 5000, ACK, NULL, 0, 100), 1, 1);
+	assert_int_equal(pi.tcp_seq, 2070);
+	/* B acknowledges up to the end of segment 10 as it saw it (2070 + 107). */
+	pi = apply(t, mkseg(AF_INET, false, 5000, 2177, ACK, NULL, 0, 0), 1, 1);
+	assert_int_equal(pi.tcp_ack, 2100);
+	/* The latest segment (19, seq 2900) keeps +133, the next new one gets +140. */
+	pi = apply(t, mkseg(AF_INET, true, 2900, 5000, ACK, NULL, 0, 100), 1, 1);
+	assert_int_equal(pi.tcp_seq, 3033);
+	pi = apply(t, mkseg(AF_INET, true, 3000, 5000, ACK, NULL, 0, 100), 1, 1);
+	assert_int_equal(pi.tcp_seq, 3140);
+	/* Segment 4 (seq 1400) fell out of the 16 points: it gets the folded base (+28 after
+	 * the first four changes; its own place would be +28 as well). */
+	pi = apply(t, mkseg(AF_INET, true, 1400, 5000, ACK, NULL, 0, 100), 1, 1);
+	assert_int_equal(pi.tcp_seq, 1428);
+	pkt_seqadj_free(t);
 	(void)state;
 }
 
@@ -907,6 +942,7 @@ int main(void)
 		cmocka_unit_test(test_checksums_skip),
 		cmocka_unit_test(test_replacement),
 		cmocka_unit_test(test_seqadj_stream),
+		cmocka_unit_test(test_seqadj_history),
 		cmocka_unit_test(test_seqadj_wrap),
 		cmocka_unit_test(test_seqadj_lru_expiry),
 		cmocka_unit_test(test_seqadj_many),
