@@ -29,7 +29,7 @@
  * TCP length changes: when a replacement changes the length of a TCP segment, netextd shifts
  * the sequence numbers of the rest of that direction of the flow, and the acknowledgement
  * numbers (and SACK blocks) of the other direction, for the rest of the flow, the way the
- * kernel's NAT helpers do (one correction point per direction: the latest change). Both
+ * kernel's NAT helpers do (keeping every change the peer has not acknowledged yet). Both
  * directions of such a flow pass through netextd from then on; the provider sees only the
  * packets its rules select. A retransmitted segment must be changed the same way again.
  *

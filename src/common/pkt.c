@@ -403,19 +403,21 @@ bool pkt_checksums_ok(const uint8_t *p, size_t len, const struct pkt_info *pi)
 #define TCPOLEN_SACK_PERBLOCK 8
 
 /* One direction's shifts. The kernel's nf_ct_seqadj keeps one correction point; a segment
- * retransmitted from before the previous change then gets the wrong offset, which a rewriter
- * that grows every segment of a bulk stream hits whenever a segment is lost (measured: one
- * 2 MB stream in about eight stalled). So keep the last SEQADJ_POINTS change points:
- * pos[i] is the start of a changed segment in its sender's numbering, after[i] the total
- * offset of everything after that segment's start; base is the offset before pos[0] (older
- * points are folded into it when the history is full). */
-#define SEQADJ_POINTS 16
+ * retransmitted from before the latest change then gets the wrong offset, which a rewriter
+ * that grows every segment of a bulk stream hits whenever a segment is lost (measured: about
+ * one grown 2 MB stream in eight stalled, and still some with the last 16 points). So keep
+ * every change point that may still be retransmitted: pos[i] is the start of a changed
+ * segment in its sender's numbering, after[i] the total offset of everything after that
+ * start; base is the offset before pos[0]. Points the peer has acknowledged are folded into
+ * base (nothing before the acknowledgement is sent again), and at most SEQADJ_POINTS_MAX are
+ * kept (then the oldest is folded). Sorted in serial-number order: looked up by bisection. */
+#define SEQADJ_POINTS_MAX 8192
 
 struct seqadj_dir {
-	uint8_t n;
+	uint32_t n, cap;
 	int32_t base;
-	uint32_t pos[SEQADJ_POINTS];
-	int32_t after[SEQADJ_POINTS];
+	uint32_t *pos;
+	int32_t *after;
 };
 
 /* Endpoint 0 is the smaller (address, port), so both orientations build the same key. No
@@ -532,6 +534,15 @@ static struct seqadj_flow *flow_find(struct pkt_seqadj *t, const struct seqadj_k
 	return NULL;
 }
 
+static void flow_free(struct seqadj_flow *f)
+{
+	for (int i = 0; i < 2; i++) {
+		free(f->dir[i].pos);
+		free(f->dir[i].after);
+	}
+	free(f);
+}
+
 static void flow_remove(struct pkt_seqadj *t, struct seqadj_flow *f)
 {
 	struct seqadj_flow **pp = &t->buckets[key_hash(t, &f->key)];
@@ -541,7 +552,7 @@ static void flow_remove(struct pkt_seqadj *t, struct seqadj_flow *f)
 	*pp = f->hnext;
 	lru_unlink(t, f);
 	t->count--;
-	free(f);
+	flow_free(f);
 }
 
 static void flow_touch(struct pkt_seqadj *t, struct seqadj_flow *f, uint64_t now_sec)
@@ -582,10 +593,41 @@ void pkt_seqadj_free(struct pkt_seqadj *t)
 		return;
 	for (f = t->lru_head; f; f = next) {
 		next = f->next;
-		free(f);
+		flow_free(f);
 	}
 	free(t->buckets);
 	free(t);
+}
+
+/* Folds the k oldest points into base. */
+static void fold(struct seqadj_dir *d, uint32_t k)
+{
+	if (k == 0 || k > d->n)
+		return;
+	d->base = d->after[k - 1];
+	memmove(d->pos, d->pos + k, (d->n - k) * sizeof(d->pos[0]));
+	memmove(d->after, d->after + k, (d->n - k) * sizeof(d->after[0]));
+	d->n -= k;
+}
+
+static int grow(struct seqadj_dir *d)
+{
+	uint32_t cap = d->cap ? d->cap * 2 : 8;
+	uint32_t *pos;
+	int32_t *after;
+
+	if (cap > SEQADJ_POINTS_MAX)
+		cap = SEQADJ_POINTS_MAX;
+	pos = realloc(d->pos, cap * sizeof(*pos));
+	if (!pos)
+		return -ENOMEM;
+	d->pos = pos;
+	after = realloc(d->after, cap * sizeof(*after));
+	if (!after)
+		return -ENOMEM;
+	d->after = after;
+	d->cap = cap;
+	return 0;
 }
 
 int pkt_seqadj_record(struct pkt_seqadj *t, const struct pkt_info *pi, int32_t delta, uint64_t now_sec)
@@ -623,12 +665,10 @@ int pkt_seqadj_record(struct pkt_seqadj *t, const struct pkt_info *pi, int32_t d
 	if (d->n == 0 || seq_before(d->pos[d->n - 1], pi->tcp_seq)) {
 		int32_t prev = d->n ? d->after[d->n - 1] : d->base;
 
-		if (d->n == SEQADJ_POINTS) {
-			d->base = d->after[0];
-			memmove(d->pos, d->pos + 1, (SEQADJ_POINTS - 1) * sizeof(d->pos[0]));
-			memmove(d->after, d->after + 1, (SEQADJ_POINTS - 1) * sizeof(d->after[0]));
-			d->n--;
-		}
+		if (d->n == SEQADJ_POINTS_MAX)
+			fold(d, 1);
+		if (d->n == d->cap && grow(d) < 0)
+			return -ENOMEM;
 		d->pos[d->n] = pi->tcp_seq;
 		d->after[d->n] = (int32_t)((uint32_t)prev + (uint32_t)delta);
 		d->n++;
@@ -636,29 +676,50 @@ int pkt_seqadj_record(struct pkt_seqadj *t, const struct pkt_info *pi, int32_t d
 	return created;
 }
 
+/* The number of points strictly before v (pos[i] before v), by bisection. */
+static uint32_t points_before(const struct seqadj_dir *d, uint32_t v)
+{
+	uint32_t lo = 0, hi = d->n;
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+
+		if (seq_before(d->pos[mid], v))
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
 /* The offset for a segment starting at seq (sender's numbering): that of the latest change
  * point strictly before it (nf_ct_seq_adjust: a segment starting at a point is the changed
  * segment itself, or its retransmission, and keeps the offset before it). */
 static int32_t shift_for(const struct seqadj_dir *d, uint32_t seq)
 {
-	for (int i = d->n - 1; i >= 0; i--)
-		if (seq_after(seq, d->pos[i]))
-			return d->after[i];
-	return d->base;
+	uint32_t k = points_before(d, seq);
+
+	return k ? d->after[k - 1] : d->base;
 }
 
 /* Maps a sequence number of the other direction's shifted stream back to what its sender
  * sent: the acknowledgement number and SACK edges (nf_ct_seq_adjust, nf_ct_sack_adjust, with
- * the history above). */
+ * the history above). Point i covers v when v minus the offset before it lies after pos[i];
+ * that test is monotonic in i, hence the bisection. */
 static uint32_t unshift(const struct seqadj_dir *o, uint32_t v)
 {
-	for (int i = o->n - 1; i >= 0; i--) {
-		int32_t before = i ? o->after[i - 1] : o->base;
+	uint32_t lo = 0, hi = o->n;
 
-		if (seq_after(v - (uint32_t)before, o->pos[i]))
-			return v - (uint32_t)o->after[i];
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		int32_t before = mid ? o->after[mid - 1] : o->base;
+
+		if (seq_after(v - (uint32_t)before, o->pos[mid]))
+			lo = mid + 1;
+		else
+			hi = mid;
 	}
-	return v - (uint32_t)o->base;
+	return v - (uint32_t)(lo ? o->after[lo - 1] : o->base);
 }
 
 /* Adjusts the SACK blocks in the TCP options opt[0..optlen); returns whether any changed.
@@ -697,7 +758,8 @@ static bool sack_adjust(uint8_t *opt, size_t optlen, const struct seqadj_dir *o)
 
 int pkt_seqadj_apply(struct pkt_seqadj *t, uint8_t *p, size_t len, struct pkt_info *pi, uint64_t now_sec)
 {
-	const struct seqadj_dir *d, *o;
+	const struct seqadj_dir *d;
+	struct seqadj_dir *o;
 	struct seqadj_flow *f;
 	struct seqadj_key k;
 	uint32_t seq, ack;
@@ -729,6 +791,9 @@ int pkt_seqadj_apply(struct pkt_seqadj *t, uint8_t *p, size_t len, struct pkt_in
 	}
 	if (pi->tcp_flags & TCP_ACK) {
 		ack = unshift(o, pi->tcp_ack);
+		/* The other side's sender never sends again what this acknowledges: points strictly
+		 * before it are settled (shift_for of any later start gives the same offset). */
+		fold(&f->dir[!dir], points_before(o, ack));
 		if (ack != pi->tcp_ack) {
 			put32(th + 8, ack);
 			pi->tcp_ack = ack;

@@ -694,16 +694,6 @@ static void run_stream(int family)
 	assert_int_equal(pi.tcp_seq, 1207);
 	assert_int_equal(s->pi.tcp_seq, 1207);
 	assert_int_equal(pi.tcp_ack, 5000);
-	/* B's acknowledgements move back. */
-	pi = apply(t, mkseg(family, false, 5000, 1207, ACK, NULL, 0, 0), 1, 2);
-	assert_int_equal(pi.tcp_ack, 1200);
-	pi = apply(t, mkseg(family, false, 5000, 1100, ACK, NULL, 0, 0), 0, 2);
-	assert_int_equal(pi.tcp_ack, 1100);
-	pi = apply(t, mkseg(family, false, 5000, 1307, ACK, NULL, 0, 0), 1, 2);
-	assert_int_equal(pi.tcp_ack, 1300);
-	/* Without ACK the acknowledgement field is left alone. */
-	pi = apply(t, mkseg(family, false, 5000, 1307, 0x02, NULL, 0, 0), 0, 2);
-	assert_int_equal(pi.tcp_ack, 1307);
 	/* The modified segment retransmitted (and modified again): same numbers. */
 	record(t, family, true, 1100, 7, 0);
 	pi = apply(t, mkseg(family, true, 1100, 5000, ACK, NULL, 0, 107), 0, 3);
@@ -714,6 +704,17 @@ static void run_stream(int family)
 	record(t, family, true, 1100, 9, 0);
 	pi = apply(t, mkseg(family, true, 1200, 5000, ACK, NULL, 0, 100), 1, 3);
 	assert_int_equal(pi.tcp_seq, 1207);
+	/* B's acknowledgements move back (in order: an acknowledgement settles the points
+	 * before it, which the sender never sends again). */
+	pi = apply(t, mkseg(family, false, 5000, 1100, ACK, NULL, 0, 0), 0, 2);
+	assert_int_equal(pi.tcp_ack, 1100);
+	pi = apply(t, mkseg(family, false, 5000, 1207, ACK, NULL, 0, 0), 1, 2);
+	assert_int_equal(pi.tcp_ack, 1200);
+	pi = apply(t, mkseg(family, false, 5000, 1307, ACK, NULL, 0, 0), 1, 2);
+	assert_int_equal(pi.tcp_ack, 1300);
+	/* Without ACK the acknowledgement field is left alone. */
+	pi = apply(t, mkseg(family, false, 5000, 1307, 0x02, NULL, 0, 0), 0, 2);
+	assert_int_equal(pi.tcp_ack, 1307);
 
 	/* A second change, at 1300, by +5: the correction point moves. */
 	record(t, family, true, 1300, 5, 0);
@@ -724,25 +725,19 @@ static void run_stream(int family)
 	/* A retransmission from before the point gets the offset of its own place (7). */
 	pi = apply(t, mkseg(family, true, 1200, 5000, ACK, NULL, 0, 100), 1, 4);
 	assert_int_equal(pi.tcp_seq, 1207);
-	/* ... and one from before the first change keeps 0, where the kernel's single point
-	 * would give it 7. */
-	pi = apply(t, mkseg(family, true, 1000, 5000, ACK, NULL, 0, 100), 0, 4);
-	assert_int_equal(pi.tcp_seq, 1000);
-	pi = apply(t, mkseg(family, false, 5000, 1100, ACK, NULL, 0, 0), 0, 4);
-	assert_int_equal(pi.tcp_ack, 1100);
-	pi = apply(t, mkseg(family, false, 5000, 1412, ACK, NULL, 0, 0), 1, 4);
-	assert_int_equal(pi.tcp_ack, 1400);
 	pi = apply(t, mkseg(family, false, 5000, 1307, ACK, NULL, 0, 0), 1, 4);
 	assert_int_equal(pi.tcp_ack, 1300);
+	pi = apply(t, mkseg(family, false, 5000, 1412, ACK, NULL, 0, 0), 1, 4);
+	assert_int_equal(pi.tcp_ack, 1400);
 
 	/* SACK blocks in B's acknowledgements: both edges. */
-	s = mkseg(family, false, 5000, 1207, ACK, (uint32_t[]){ 1307, 1412, 1512, 1612 }, 2, 0);
+	s = mkseg(family, false, 5000, 1412, ACK, (uint32_t[]){ 1512, 1612, 1712, 1812 }, 2, 0);
 	pi = apply(t, s, 1, 5);
-	assert_int_equal(pi.tcp_ack, 1200);
-	assert_int_equal(get32(s->p + pi.l4_off + 24), 1300);
-	assert_int_equal(get32(s->p + pi.l4_off + 28), 1400);
-	assert_int_equal(get32(s->p + pi.l4_off + 32), 1500);
-	assert_int_equal(get32(s->p + pi.l4_off + 36), 1600);
+	assert_int_equal(pi.tcp_ack, 1400);
+	assert_int_equal(get32(s->p + pi.l4_off + 24), 1500);
+	assert_int_equal(get32(s->p + pi.l4_off + 28), 1600);
+	assert_int_equal(get32(s->p + pi.l4_off + 32), 1700);
+	assert_int_equal(get32(s->p + pi.l4_off + 36), 1800);
 
 	/* B's own change (shorter by 3) shifts A's acknowledgements the other way. */
 	record(t, family, false, 5000, -3, 0);
@@ -763,9 +758,9 @@ static void test_seqadj_stream(void **state)
 	(void)state;
 }
 
-/* A bulk stream where every 100-byte segment grows by 7: a retransmission of any of the
- * last 16 changed segments, and the acknowledgement of it, use that segment's own offset;
- * older points fold into the base. */
+/* A bulk stream where every 100-byte segment grows by 7: a retransmission of any changed
+ * segment not yet acknowledged, and the acknowledgement of it, use that segment's own
+ * offset; an acknowledgement settles the points before it. */
 static void test_seqadj_history(void **state)
 {
 	struct pkt_seqadj *t = pkt_seqadj_new(16, 300);
@@ -773,21 +768,25 @@ static void test_seqadj_history(void **state)
 
 	for (uint32_t i = 0; i < 20; i++)
 		record(t, AF_INET, true, 1000 + i * 100, 7, i == 0);
+	/* Segment 4 (seq 1400) follows 4 changes: +28, however many came after it. */
+	pi = apply(t, mkseg(AF_INET, true, 1400, 5000, ACK, NULL, 0, 100), 1, 1);
+	assert_int_equal(pi.tcp_seq, 1428);
 	/* Segment 10 (seq 2000) follows 10 changes: +70; its retransmission keeps +70. */
 	pi = apply(t, mkseg(AF_INET, true, 2000, 5000, ACK, NULL, 0, 100), 1, 1);
 	assert_int_equal(pi.tcp_seq, 2070);
 	/* B acknowledges up to the end of segment 10 as it saw it (2070 + 107). */
 	pi = apply(t, mkseg(AF_INET, false, 5000, 2177, ACK, NULL, 0, 0), 1, 1);
 	assert_int_equal(pi.tcp_ack, 2100);
-	/* The latest segment (19, seq 2900) keeps +133, the next new one gets +140. */
+	/* Settled points are gone, the rest still count: 2100 follows 11 changes, the latest
+	 * segment (19, seq 2900) keeps +133, the next new one gets +140. */
+	pi = apply(t, mkseg(AF_INET, true, 2100, 5000, ACK, NULL, 0, 100), 1, 1);
+	assert_int_equal(pi.tcp_seq, 2177);
 	pi = apply(t, mkseg(AF_INET, true, 2900, 5000, ACK, NULL, 0, 100), 1, 1);
 	assert_int_equal(pi.tcp_seq, 3033);
 	pi = apply(t, mkseg(AF_INET, true, 3000, 5000, ACK, NULL, 0, 100), 1, 1);
 	assert_int_equal(pi.tcp_seq, 3140);
-	/* Segment 4 (seq 1400) fell out of the 16 points: it gets the folded base (+28 after
-	 * the first four changes; its own place would be +28 as well). */
-	pi = apply(t, mkseg(AF_INET, true, 1400, 5000, ACK, NULL, 0, 100), 1, 1);
-	assert_int_equal(pi.tcp_seq, 1428);
+	pi = apply(t, mkseg(AF_INET, false, 5000, 3140, ACK, NULL, 0, 0), 1, 1);
+	assert_int_equal(pi.tcp_ack, 3000);
 	pkt_seqadj_free(t);
 	(void)state;
 }
@@ -804,10 +803,10 @@ static void test_seqadj_wrap(void **state)
 	assert_true(pi.tcp_seq < 100); /* wrapped */
 	pi = apply(t, mkseg(AF_INET, true, s0 - 100, 1, ACK, NULL, 0, 10), 0, 0);
 	assert_int_equal(pi.tcp_seq, s0 - 100);
-	pi = apply(t, mkseg(AF_INET, false, 1, s0 + 107, ACK, NULL, 0, 0), 1, 0);
-	assert_int_equal(pi.tcp_ack, s0 + 100);
 	pi = apply(t, mkseg(AF_INET, false, 1, s0, ACK, NULL, 0, 0), 0, 0);
 	assert_int_equal(pi.tcp_ack, s0);
+	pi = apply(t, mkseg(AF_INET, false, 1, s0 + 107, ACK, NULL, 0, 0), 1, 0);
+	assert_int_equal(pi.tcp_ack, s0 + 100);
 	/* A second change past the wrap: before() still holds. */
 	record(t, AF_INET, true, 50, -20, 0);
 	pi = apply(t, mkseg(AF_INET, true, 200, 1, ACK, NULL, 0, 10), 1, 0);
