@@ -233,7 +233,7 @@ static void parse_optional(struct nlattr **attr, struct dp_packet *p)
 	}
 }
 
-static int parse_packet(const struct nlmsghdr *nlh, struct dp_packet *p)
+int dp_nfq_parse_packet(const struct nlmsghdr *nlh, struct dp_packet *p)
 {
 	struct nlattr *attr[NFQA_MAX + 1] = {0};
 	const struct nfqnl_msg_packet_hdr *ph;
@@ -260,7 +260,7 @@ static int handle_packet(struct dp_nfq *q, const struct nlmsghdr *nlh)
 	struct dp_verdict v = {.kind = DP_VERDICT_ACCEPT};
 	struct dp_packet p;
 
-	if (parse_packet(nlh, &p) < 0) {
+	if (dp_nfq_parse_packet(nlh, &p) < 0) {
 		q->st.errors++;
 		return 0; /* without an id there is nothing to answer */
 	}

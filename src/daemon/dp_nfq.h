@@ -70,6 +70,11 @@ struct dp_nfq_stats {
 };
 
 struct dp_nfq;
+struct nlmsghdr;
+
+/* Parses one NFQNL_MSG_PACKET message (for readers with their own socket loop, such as the
+ * packet filter's): 0, or -EBADMSG without a packet header. payload points into nlh. */
+int dp_nfq_parse_packet(const struct nlmsghdr *nlh, struct dp_packet *ret);
 
 /* The callback: v arrives as a plain ACCEPT. It may call dp_nfq_verdict() for other, earlier
  * deferred packets but must not close q. */

@@ -41,6 +41,7 @@
 
 #include "daemon.h"
 #include "dnsproxy.h"
+#include "dp_nfq.h"
 #include "dp_nft.h"
 #include "list.h"
 #include "log.h"
@@ -315,25 +316,25 @@ static void entry_decide(struct pfq *q, struct pentry *e, int verdict, bool set_
 }
 
 /* Applies the recorded TCP sequence shifts to a copy of the whole packet p; returns a malloc'ed
- * replacement (checksums fixed) or NULL when nothing changed. */
-static uint8_t *seqadj_copy(struct pfq *q, const uint8_t *p, size_t len)
+ * replacement (checksums fixed) or NULL when nothing changed. p may be q->work (ring_bytes). */
+static uint8_t *seqadj_copy(const uint8_t *p, size_t len)
 {
 	struct pkt_info pi;
 	uint8_t *out;
 
-	if (!P->seqadj || pkt_seqadj_count(P->seqadj) == 0 || len > PKT_MAX)
+	if (!P->seqadj || pkt_seqadj_count(P->seqadj) == 0 || len == 0 || len > PKT_MAX)
 		return NULL;
-	memcpy(q->work, p, len);
-	if (pkt_parse(q->work, len, false, &pi) < 0 || pi.protocol != IPPROTO_TCP || pi.fragment)
-		return NULL;
-	if (pkt_seqadj_apply(P->seqadj, q->work, len, &pi, now_sec()) <= 0)
-		return NULL;
-	pkt_fix_checksums(q->work, len, &pi);
 	out = malloc(len);
-	if (out) {
-		memcpy(out, q->work, len);
-		P->n.seqadj_applied++;
+	if (!out)
+		return NULL;
+	memcpy(out, p, len);
+	if (pkt_parse(out, len, false, &pi) < 0 || pi.protocol != IPPROTO_TCP || pi.fragment ||
+	    pkt_seqadj_apply(P->seqadj, out, len, &pi, now_sec()) <= 0) {
+		free(out);
+		return NULL;
 	}
+	pkt_fix_checksums(out, len, &pi);
+	P->n.seqadj_applied++;
 	return out;
 }
 
@@ -375,7 +376,7 @@ static void entry_accept(struct pfq *q, struct pentry *e, const uint8_t *bytes)
 		if (!bytes)
 			bytes = ring_bytes(q, e);
 		if (bytes)
-			repl = seqadj_copy(q, bytes, e->len);
+			repl = seqadj_copy(bytes, e->len);
 		else
 			P->n.seqadj_missed++;
 	}
@@ -393,56 +394,11 @@ static void entry_fail(struct pfq *q, struct pentry *e, const uint8_t *bytes)
 
 /* ---- packets from the kernel -------------------------------------------------------------- */
 
-struct qpkt {
-	uint32_t id, mark, indev, outdev, len, orig_len;
-	uint8_t hook, flags;
-	const uint8_t *data;
-};
-
-static uint32_t attr_be32(const struct nlattr *a)
+/* The ring flags of a queued packet. */
+static uint8_t packet_flags(const struct dp_packet *p)
 {
-	return ntohl(mnl_attr_get_u32(a));
-}
-
-static bool attr_ok32(const struct nlattr *a)
-{
-	return a && mnl_attr_get_payload_len(a) >= 4;
-}
-
-static int parse_packet(const struct nlmsghdr *nlh, struct qpkt *p)
-{
-	struct nlattr *attr[NFQA_MAX + 1] = {0};
-	const struct nfqnl_msg_packet_hdr *ph;
-
-	if (nfq_nlmsg_parse(nlh, attr) < 0 || !attr[NFQA_PACKET_HDR] ||
-	    mnl_attr_get_payload_len(attr[NFQA_PACKET_HDR]) < sizeof(*ph))
-		return -EBADMSG;
-	memset(p, 0, sizeof(*p));
-	ph = mnl_attr_get_payload(attr[NFQA_PACKET_HDR]);
-	p->id = ntohl(ph->packet_id);
-	p->hook = ph->hook;
-	if (attr_ok32(attr[NFQA_MARK]))
-		p->mark = attr_be32(attr[NFQA_MARK]);
-	if (attr_ok32(attr[NFQA_IFINDEX_INDEV]))
-		p->indev = attr_be32(attr[NFQA_IFINDEX_INDEV]);
-	if (attr_ok32(attr[NFQA_IFINDEX_OUTDEV]))
-		p->outdev = attr_be32(attr[NFQA_IFINDEX_OUTDEV]);
-	if (attr_ok32(attr[NFQA_SKB_INFO])) {
-		uint32_t skb = attr_be32(attr[NFQA_SKB_INFO]);
-
-		if (skb & NFQA_SKB_GSO)
-			p->flags |= PR_PKT_GSO;
-		if (skb & NFQA_SKB_CSUMNOTREADY)
-			p->flags |= PR_PKT_CSUM_NOT_READY;
-	}
-	if (attr[NFQA_PAYLOAD]) {
-		p->data = mnl_attr_get_payload(attr[NFQA_PAYLOAD]);
-		p->len = mnl_attr_get_payload_len(attr[NFQA_PAYLOAD]);
-	}
-	p->orig_len = attr_ok32(attr[NFQA_CAP_LEN]) ? attr_be32(attr[NFQA_CAP_LEN]) : p->len;
-	if (p->orig_len > p->len)
-		p->flags |= PR_PKT_TRUNCATED;
-	return 0;
+	return (uint8_t)((p->gso ? PR_PKT_GSO : 0) | (p->csum_not_ready ? PR_PKT_CSUM_NOT_READY : 0) |
+			 (p->orig_len > p->len ? PR_PKT_TRUNCATED : 0));
 }
 
 static uint8_t hook_direction(uint8_t hook)
@@ -451,28 +407,28 @@ static uint8_t hook_direction(uint8_t hook)
 	       : hook == NF_INET_FORWARD ? NE_PACKET_FORWARD : NE_PACKET_INBOUND;
 }
 
-static struct pentry *entry_new(struct pfq *q, const struct qpkt *p)
+static struct pentry *entry_new(struct pfq *q, const struct dp_packet *p)
 {
 	struct pentry *e = at(q, q->tail++);
 
 	e->id = p->id;
 	e->state = PE_PENDING;
 	e->direction = hook_direction(p->hook);
-	e->flags = p->flags;
+	e->flags = packet_flags(p);
 	e->set_mark = false;
 	e->mark = p->mark;
-	e->len = p->len;
-	e->orig_len = p->orig_len;
+	e->len = (uint32_t)p->len;
+	e->orig_len = (uint32_t)p->orig_len;
 	e->payload = NULL;
 	e->plen = 0;
-	e->hlen = (uint16_t)NE_MIN((size_t)p->len, (size_t)HDR_KEEP);
-	memcpy(e->hdr, p->data, e->hlen);
+	e->hlen = (uint16_t)NE_MIN(p->len, (size_t)HDR_KEEP);
+	memcpy(e->hdr, p->payload, e->hlen);
 	q->n_open++;
 	return e;
 }
 
 /* Writes p into the packet ring; false when the ring lacks room. */
-static bool to_ring(struct pfq *q, const struct qpkt *p, uint32_t slot)
+static bool to_ring(struct pfq *q, const struct dp_packet *p, uint32_t slot)
 {
 	uint32_t rl = (uint32_t)((sizeof(struct pr_packet) + p->len + PR_ALIGN - 1) & ~(size_t)(PR_ALIGN - 1));
 	struct pr_packet *r = pr_reserve(&q->pkt, rl);
@@ -483,15 +439,15 @@ static bool to_ring(struct pfq *q, const struct qpkt *p, uint32_t slot)
 	r->rec.flags = 0;
 	r->slot = slot;
 	r->id = p->id;
-	r->len = p->len;
-	r->orig_len = p->orig_len;
+	r->len = (uint32_t)p->len;
+	r->orig_len = (uint32_t)p->orig_len;
 	r->indev = p->indev;
 	r->outdev = p->outdev;
 	r->direction = hook_direction(p->hook);
-	r->flags = p->flags;
+	r->flags = packet_flags(p);
 	r->reserved = 0;
 	r->reserved2 = 0;
-	memcpy(r->data, p->data, p->len);
+	memcpy(r->data, p->payload, p->len);
 	pr_commit(&q->pkt, r);
 	q->unpublished = true;
 	return true;
@@ -502,10 +458,11 @@ static int handle_packet(struct pfq *q, const struct nlmsghdr *nlh)
 {
 	struct pcfg *c = q->c;
 	struct pentry *e;
-	struct qpkt p;
+	struct dp_packet p;
+	const uint8_t *whole;
 	bool provider;
 
-	if (parse_packet(nlh, &p) < 0 || !p.data) {
+	if (dp_nfq_parse_packet(nlh, &p) < 0 || !p.payload) {
 		P->n.errors++;
 		return 0;
 	}
@@ -527,13 +484,14 @@ static int handle_packet(struct pfq *q, const struct nlmsghdr *nlh)
 	}
 	e = entry_new(q, &p);
 	P->n.received++;
+	whole = p.orig_len > p.len ? NULL : p.payload;
 	if (!(p.mark & PKTF_MARK_SELECTED)) {
 		/* A packet of a shifted flow that the rules do not select (or a TCP packet that
 		 * conntrack found out of window): the shift only. */
 		P->n.passthrough++;
-		entry_accept(q, e, p.flags & PR_PKT_TRUNCATED ? NULL : p.data);
+		entry_accept(q, e, whole);
 	} else
-		entry_fail(q, e, p.flags & PR_PKT_TRUNCATED ? NULL : p.data);
+		entry_fail(q, e, whole);
 	return 0;
 }
 
@@ -676,7 +634,7 @@ static void verdict_modify(struct pfq *q, struct pentry *e, const uint8_t *share
 {
 	struct pcfg *c = q->c;
 	struct pkt_info oi, ni;
-	uint8_t *repl;
+	uint8_t *repl = NULL;
 	bool first = false;
 	int32_t delta;
 	int r;
@@ -684,8 +642,13 @@ static void verdict_modify(struct pfq *q, struct pentry *e, const uint8_t *share
 	if (len > PKT_MAX || (e->flags & PR_PKT_TRUNCATED) ||
 	    pkt_parse(e->hdr, e->hlen, e->hlen < e->orig_len, &oi) < 0)
 		goto refused;
-	memcpy(q->work, shared, len); /* once: the extension may change the ring meanwhile */
-	if (pkt_check_replacement(&oi, q->work, len, &ni) < 0)
+	/* Copied once, straight into the verdict's buffer: the extension may change the ring
+	 * meanwhile, and everything below works on this copy. */
+	repl = malloc(len ? len : 1);
+	if (!repl)
+		goto refused;
+	memcpy(repl, shared, len);
+	if (pkt_check_replacement(&oi, repl, len, &ni) < 0)
 		goto refused;
 	delta = (int32_t)ni.payload_len - (int32_t)oi.payload_len;
 	if (oi.protocol == IPPROTO_TCP && !oi.fragment && delta != 0) {
@@ -697,17 +660,13 @@ static void verdict_modify(struct pfq *q, struct pentry *e, const uint8_t *share
 		first = r == 1;
 	}
 	if (ni.protocol == IPPROTO_TCP && !ni.fragment)
-		(void)pkt_seqadj_apply(P->seqadj, q->work, len, &ni, now_sec());
+		(void)pkt_seqadj_apply(P->seqadj, repl, len, &ni, now_sec());
 	/* A grown packet that the kernel will not segment may exceed the MTU; with DF the output
 	 * path would drop it (and tell the local sender, whose retransmission grows again). IPv4
 	 * may fragment it instead; IPv6 cannot (docs/packet-filter.md, limits). */
 	if (ni.family == AF_INET && len > e->orig_len && !(e->flags & PR_PKT_GSO))
-		q->work[6] &= (uint8_t)~0x40;
-	pkt_fix_checksums(q->work, len, &ni);
-	repl = malloc(len ? len : 1);
-	if (!repl)
-		goto refused;
-	memcpy(repl, q->work, len);
+		repl[6] &= (uint8_t)~0x40;
+	pkt_fix_checksums(repl, len, &ni);
 	P->n.modified++;
 	/* The flow's first shift: REPEAT with PKTF_MARK_SHIFT makes the chain mark the conntrack
 	 * entry (both directions are queued from now on) and accept the new bytes. */
@@ -717,6 +676,7 @@ static void verdict_modify(struct pfq *q, struct pentry *e, const uint8_t *share
 		entry_decide(q, e, NF_ACCEPT, false, 0, repl, len);
 	return;
 refused:
+	free(repl);
 	P->n.refused++;
 	log_debug("filter-packet %s: replacement for packet %u refused", c->name, e->id);
 	entry_fail(q, e, NULL);
