@@ -4,6 +4,7 @@
 #include "wire.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -172,6 +173,12 @@ static const char *const msg_names[NE_MSG_TYPE_MAX + 1] = {
 	[NE_MSG_DNS_RESPONSE_VERDICT] = "DNS_RESPONSE_VERDICT",
 	[NE_MSG_PACKET_SETTINGS] = "PACKET_SETTINGS",
 	[NE_MSG_PACKET_QUEUE] = "PACKET_QUEUE",
+	[NE_MSG_TUNNEL_SETTINGS] = "TUNNEL_SETTINGS",
+	[NE_MSG_TUNNEL_DEVICE] = "TUNNEL_DEVICE",
+	[NE_MSG_TUNNEL_STATE] = "TUNNEL_STATE",
+	[NE_MSG_TUNNEL_CANCEL] = "TUNNEL_CANCEL",
+	[NE_MSG_TUNNEL_SOCKET] = "TUNNEL_SOCKET",
+	[NE_MSG_TUNNEL_SOCKET_FD] = "TUNNEL_SOCKET_FD",
 };
 
 const char *ne_msg_type_name(uint16_t type)
@@ -196,6 +203,10 @@ bool ne_msg_from_extension(uint16_t type)
 	case NE_MSG_DNS_VERDICT:
 	case NE_MSG_DNS_RESPONSE_VERDICT:
 	case NE_MSG_PACKET_SETTINGS:
+	case NE_MSG_TUNNEL_SETTINGS:
+	case NE_MSG_TUNNEL_STATE:
+	case NE_MSG_TUNNEL_CANCEL:
+	case NE_MSG_TUNNEL_SOCKET:
 		return true;
 	default:
 		return false;
@@ -1013,6 +1024,182 @@ int ne_msg_packet_queue_decode(const uint8_t *p, size_t len, struct ne_msg_packe
 	m.count = ne_get_u16(&r);
 	m.map_size = ne_get_u32(&r);
 	if (decode_end(&r) || m.count == 0 || m.count > 8 || m.index >= m.count)
+		return -EBADMSG;
+	*ret = m;
+	return 0;
+}
+
+/* --- packet tunnel ------------------------------------------------------------------- */
+
+static void put_views(struct ne_wbuf *b, const struct ne_view *v, uint16_t n)
+{
+	ne_put_u16(b, n);
+	for (uint16_t i = 0; i < n; i++)
+		put_view(b, v[i]);
+}
+
+static uint16_t get_views(struct ne_rbuf *b, struct ne_view *v, uint16_t max)
+{
+	uint16_t n = ne_get_u16(b);
+
+	if (n > max) {
+		b->err = -EBADMSG;
+		return 0;
+	}
+	for (uint16_t i = 0; i < n && !b->err; i++)
+		v[i] = ne_get_str(b, NE_WIRE_STR_MAX);
+	return n;
+}
+
+int ne_msg_tunnel_settings_encode(struct ne_wbuf *b, uint64_t id, const struct ne_msg_tunnel_settings *m)
+{
+	if (m->n_addresses > NE_WIRE_TUNNEL_ADDRESSES_MAX || m->n_included > NE_WIRE_TUNNEL_ROUTES_MAX ||
+	    m->n_excluded > NE_WIRE_TUNNEL_ROUTES_MAX || m->n_dns > NE_WIRE_TUNNEL_DNS_MAX ||
+	    m->n_search > NE_WIRE_TUNNEL_SEARCH_MAX || m->n_match > NE_WIRE_TUNNEL_MATCH_MAX)
+		return -E2BIG;
+	ne_msg_begin(b, NE_MSG_TUNNEL_SETTINGS, id);
+	ne_put_u32(b, m->provider);
+	ne_put_u8(b, m->flags);
+	put_view(b, m->remote_address);
+	ne_put_u32(b, m->mtu);
+	ne_put_u32(b, m->overhead);
+	ne_put_u16(b, m->queues);
+	put_views(b, m->addresses, m->n_addresses);
+	put_views(b, m->included, m->n_included);
+	put_views(b, m->excluded, m->n_excluded);
+	put_views(b, m->dns, m->n_dns);
+	put_views(b, m->search, m->n_search);
+	put_views(b, m->match, m->n_match);
+	return ne_msg_finish(b);
+}
+
+int ne_msg_tunnel_settings_decode(const uint8_t *p, size_t len, struct ne_msg_tunnel_settings *ret)
+{
+	struct ne_rbuf r = { p, len, 0, 0 };
+	struct ne_msg_tunnel_settings *m = malloc(sizeof(*m)); /* ~21 KiB: not on the stack */
+	int err = 0;
+
+	if (!m)
+		return -ENOMEM;
+	m->provider = ne_get_u32(&r);
+	m->flags = ne_get_u8(&r);
+	m->remote_address = ne_get_str(&r, NE_WIRE_STR_MAX);
+	m->mtu = ne_get_u32(&r);
+	m->overhead = ne_get_u32(&r);
+	m->queues = ne_get_u16(&r);
+	m->n_addresses = get_views(&r, m->addresses, NE_WIRE_TUNNEL_ADDRESSES_MAX);
+	m->n_included = get_views(&r, m->included, NE_WIRE_TUNNEL_ROUTES_MAX);
+	m->n_excluded = get_views(&r, m->excluded, NE_WIRE_TUNNEL_ROUTES_MAX);
+	m->n_dns = get_views(&r, m->dns, NE_WIRE_TUNNEL_DNS_MAX);
+	m->n_search = get_views(&r, m->search, NE_WIRE_TUNNEL_SEARCH_MAX);
+	m->n_match = get_views(&r, m->match, NE_WIRE_TUNNEL_MATCH_MAX);
+	if (decode_end(&r) || (m->flags & ~NE_TUNNEL_F_ALL))
+		err = -EBADMSG;
+	else
+		memcpy(ret, m, sizeof(*m));
+	free(m);
+	return err;
+}
+
+int ne_msg_tunnel_device_encode(struct ne_wbuf *b, const struct ne_msg_tunnel_device *m)
+{
+	ne_msg_begin(b, NE_MSG_TUNNEL_DEVICE, 0);
+	ne_put_u32(b, m->provider);
+	put_view(b, m->ifname);
+	ne_put_u32(b, m->ifindex);
+	ne_put_u32(b, m->mtu);
+	ne_put_u16(b, m->vnet_hdr_len);
+	ne_put_u32(b, m->offloads);
+	ne_put_u16(b, m->count);
+	return ne_msg_finish(b);
+}
+
+int ne_msg_tunnel_device_decode(const uint8_t *p, size_t len, struct ne_msg_tunnel_device *ret)
+{
+	struct ne_rbuf r = { p, len, 0, 0 };
+	struct ne_msg_tunnel_device m;
+
+	m.provider = ne_get_u32(&r);
+	m.ifname = ne_get_str(&r, 15);
+	m.ifindex = ne_get_u32(&r);
+	m.mtu = ne_get_u32(&r);
+	m.vnet_hdr_len = ne_get_u16(&r);
+	m.offloads = ne_get_u32(&r);
+	m.count = ne_get_u16(&r);
+	if (decode_end(&r) || m.ifname.len == 0 || (m.vnet_hdr_len != 0 && m.vnet_hdr_len != 10) ||
+	    m.count == 0 || m.count > NE_WIRE_TUNNEL_QUEUES_MAX)
+		return -EBADMSG;
+	*ret = m;
+	return 0;
+}
+
+int ne_msg_tunnel_state_encode(struct ne_wbuf *b, const struct ne_msg_tunnel_state *m)
+{
+	ne_msg_begin(b, NE_MSG_TUNNEL_STATE, 0);
+	ne_put_u32(b, m->provider);
+	ne_put_u8(b, m->reasserting ? 1 : 0);
+	return ne_msg_finish(b);
+}
+
+int ne_msg_tunnel_state_decode(const uint8_t *p, size_t len, struct ne_msg_tunnel_state *ret)
+{
+	struct ne_rbuf r = { p, len, 0, 0 };
+	struct ne_msg_tunnel_state m;
+	uint8_t v;
+
+	m.provider = ne_get_u32(&r);
+	v = ne_get_u8(&r);
+	if (decode_end(&r) || v > 1)
+		return -EBADMSG;
+	m.reasserting = v == 1;
+	*ret = m;
+	return 0;
+}
+
+int ne_msg_tunnel_cancel_encode(struct ne_wbuf *b, const struct ne_msg_tunnel_cancel *m)
+{
+	ne_msg_begin(b, NE_MSG_TUNNEL_CANCEL, 0);
+	ne_put_u32(b, m->provider);
+	ne_put_u32(b, (uint32_t)m->error);
+	put_view(b, m->message);
+	return ne_msg_finish(b);
+}
+
+int ne_msg_tunnel_cancel_decode(const uint8_t *p, size_t len, struct ne_msg_tunnel_cancel *ret)
+{
+	struct ne_rbuf r = { p, len, 0, 0 };
+	struct ne_msg_tunnel_cancel m;
+
+	m.provider = ne_get_u32(&r);
+	m.error = (int32_t)ne_get_u32(&r);
+	m.message = ne_get_str(&r, NE_WIRE_STR_MAX);
+	if (decode_end(&r) || m.error > 0)
+		return -EBADMSG;
+	*ret = m;
+	return 0;
+}
+
+int ne_msg_tunnel_socket_encode(struct ne_wbuf *b, uint64_t id, const struct ne_msg_tunnel_socket *m)
+{
+	ne_msg_begin(b, NE_MSG_TUNNEL_SOCKET, id);
+	ne_put_u32(b, m->provider);
+	ne_put_u8(b, m->family);
+	ne_put_u8(b, m->protocol);
+	ne_put_u16(b, m->port);
+	return ne_msg_finish(b);
+}
+
+int ne_msg_tunnel_socket_decode(const uint8_t *p, size_t len, struct ne_msg_tunnel_socket *ret)
+{
+	struct ne_rbuf r = { p, len, 0, 0 };
+	struct ne_msg_tunnel_socket m;
+
+	m.provider = ne_get_u32(&r);
+	m.family = ne_get_u8(&r);
+	m.protocol = ne_get_u8(&r);
+	m.port = ne_get_u16(&r);
+	if (decode_end(&r) || (m.family != 0 && m.family != 4 && m.family != 6) ||
+	    (m.protocol != 6 && m.protocol != 17))
 		return -EBADMSG;
 	*ret = m;
 	return 0;

@@ -75,7 +75,24 @@ enum ne_msg_type {
 				  *           packets are ready, eventfd the extension writes when
 				  *           verdicts are. One per queue, before the RESULT of the
 				  *           first settings. */
-	NE_MSG_TYPE_MAX = 23,
+	NE_MSG_TUNNEL_SETTINGS = 24, /* E→D id req: u32 provider, u8 flags (NE_TUNNEL_F_*), str
+				  *   remote_address, u32 mtu, u32 overhead, u16 queues, then six lists,
+				  *   each u16 n + n × str: addresses, included_routes, excluded_routes,
+				  *   dns_servers, search_domains, match_domains. Answered by RESULT;
+				  *   TUNNEL_DEVICE comes first when these settings made the device. */
+	NE_MSG_TUNNEL_DEVICE = 25, /* D→E id 0: u32 provider, str ifname, u32 ifindex, u32 mtu,
+				  *   u16 vnet_hdr_len (0 or 10), u32 offloads (TUN_F_* flags set with
+				  *   TUNSETOFFLOAD), u16 count; fds: count TUN queue fds (1..4). */
+	NE_MSG_TUNNEL_STATE = 26, /* E→D id 0: u32 provider, u8 reasserting (0/1) */
+	NE_MSG_TUNNEL_CANCEL = 27, /* E→D id 0: u32 provider, i32 error, str message: the provider
+				  *   gives up (cancelTunnelWithError); the daemon answers with STOP
+				  *   (reason PROVIDER_FAILED) and records the error. */
+	NE_MSG_TUNNEL_SOCKET = 28, /* E→D id req: u32 provider, u8 family (4, 6, 0: IPv6 socket
+				  *   accepting IPv4 too), u8 protocol (17 UDP, 6 TCP), u16 local port
+				  *   (0: any). Answered by TUNNEL_SOCKET_FD. */
+	NE_MSG_TUNNEL_SOCKET_FD = 29, /* D→E id req: i32 error, str message; fds: the socket (only
+				  *   when error is 0), marked so it bypasses every tunnel. */
+	NE_MSG_TYPE_MAX = 29,
 };
 
 struct ne_msg_hdr {
@@ -261,6 +278,67 @@ struct ne_msg_packet_queue {
 	uint32_t map_size;
 };
 
+/* TUNNEL_SETTINGS flags. CLEAR: no settings (setTunnelNetworkSettings(nil)): every other
+ * field is empty/zero. */
+#define NE_TUNNEL_F_CLEAR 0x01
+#define NE_TUNNEL_F_INCLUDE_ALL 0x02
+#define NE_TUNNEL_F_EXCLUDE_LOCAL 0x04
+#define NE_TUNNEL_F_ENFORCE_ROUTES 0x08
+#define NE_TUNNEL_F_ALL 0x0f
+
+#define NE_WIRE_TUNNEL_ADDRESSES_MAX 32
+#define NE_WIRE_TUNNEL_ROUTES_MAX 512    /* included, and excluded, each */
+#define NE_WIRE_TUNNEL_DNS_MAX 8
+#define NE_WIRE_TUNNEL_SEARCH_MAX 16
+#define NE_WIRE_TUNNEL_MATCH_MAX 256
+#define NE_WIRE_TUNNEL_QUEUES_MAX 4      /* = NE_WIRE_MAX_FDS */
+
+/* Strings are decoded without checking their meaning (the daemon parses and checks them). */
+struct ne_msg_tunnel_settings {
+	uint32_t provider;
+	uint8_t flags;
+	struct ne_view remote_address;
+	uint32_t mtu, overhead;
+	uint16_t queues;
+	uint16_t n_addresses, n_included, n_excluded, n_dns, n_search, n_match;
+	struct ne_view addresses[NE_WIRE_TUNNEL_ADDRESSES_MAX];
+	struct ne_view included[NE_WIRE_TUNNEL_ROUTES_MAX];
+	struct ne_view excluded[NE_WIRE_TUNNEL_ROUTES_MAX];
+	struct ne_view dns[NE_WIRE_TUNNEL_DNS_MAX];
+	struct ne_view search[NE_WIRE_TUNNEL_SEARCH_MAX];
+	struct ne_view match[NE_WIRE_TUNNEL_MATCH_MAX];
+};
+
+struct ne_msg_tunnel_device {
+	uint32_t provider;
+	struct ne_view ifname;  /* 1..15 bytes */
+	uint32_t ifindex, mtu;
+	uint16_t vnet_hdr_len;  /* 0 or 10 */
+	uint32_t offloads;
+	uint16_t count;         /* 1..NE_WIRE_TUNNEL_QUEUES_MAX */
+};
+
+struct ne_msg_tunnel_state {
+	uint32_t provider;
+	bool reasserting;
+};
+
+struct ne_msg_tunnel_cancel {
+	uint32_t provider;
+	int32_t error;
+	struct ne_view message;
+};
+
+struct ne_msg_tunnel_socket {
+	uint32_t provider;
+	uint8_t family;   /* 0, 4, 6 */
+	uint8_t protocol; /* 6, 17 */
+	uint16_t port;
+};
+
+/* TUNNEL_SOCKET_FD has RESULT's payload: struct ne_msg_result (ne_msg_result2_encode with
+ * type NE_MSG_TUNNEL_SOCKET_FD, decoded with ne_msg_result_decode). */
+
 /* Output buffer: fixed capacity; an overflow sets err and later puts do nothing. */
 struct ne_wbuf {
 	uint8_t *p;
@@ -352,6 +430,18 @@ int ne_msg_packet_settings_encode(struct ne_wbuf *b, uint64_t id, const struct n
 int ne_msg_packet_settings_decode(const uint8_t *p, size_t len, struct ne_msg_packet_settings *ret);
 int ne_msg_packet_queue_encode(struct ne_wbuf *b, const struct ne_msg_packet_queue *m);
 int ne_msg_packet_queue_decode(const uint8_t *p, size_t len, struct ne_msg_packet_queue *ret);
+
+int ne_msg_tunnel_settings_encode(struct ne_wbuf *b, uint64_t id, const struct ne_msg_tunnel_settings *m);
+/* ret may be large (~21 KiB): allocate it, don't put it on a small stack. */
+int ne_msg_tunnel_settings_decode(const uint8_t *p, size_t len, struct ne_msg_tunnel_settings *ret);
+int ne_msg_tunnel_device_encode(struct ne_wbuf *b, const struct ne_msg_tunnel_device *m);
+int ne_msg_tunnel_device_decode(const uint8_t *p, size_t len, struct ne_msg_tunnel_device *ret);
+int ne_msg_tunnel_state_encode(struct ne_wbuf *b, const struct ne_msg_tunnel_state *m);
+int ne_msg_tunnel_state_decode(const uint8_t *p, size_t len, struct ne_msg_tunnel_state *ret);
+int ne_msg_tunnel_cancel_encode(struct ne_wbuf *b, const struct ne_msg_tunnel_cancel *m);
+int ne_msg_tunnel_cancel_decode(const uint8_t *p, size_t len, struct ne_msg_tunnel_cancel *ret);
+int ne_msg_tunnel_socket_encode(struct ne_wbuf *b, uint64_t id, const struct ne_msg_tunnel_socket *m);
+int ne_msg_tunnel_socket_decode(const uint8_t *p, size_t len, struct ne_msg_tunnel_socket *ret);
 
 /* Socket I/O. send: one frame plus up to NE_WIRE_MAX_FDS fds, non-blocking; -EAGAIN when
  * the peer is not reading. recv: one frame into buf (cap ≥ NE_WIRE_MAX); received fds are

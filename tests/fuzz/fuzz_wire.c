@@ -269,6 +269,56 @@ static int rt_packet_queue(const uint8_t *p, size_t n, uint16_t type, uint64_t i
 	return ne_msg_packet_queue_encode(b, &m);
 }
 
+static int rt_tunnel_settings(const uint8_t *p, size_t n, uint16_t type, uint64_t id, struct ne_wbuf *b)
+{
+	static struct ne_msg_tunnel_settings m;
+
+	poison(&m, sizeof(m));
+	if (ne_msg_tunnel_settings_decode(p, n, &m) < 0)
+		return refused(&m, sizeof(m));
+	return ne_msg_tunnel_settings_encode(b, id, &m);
+}
+
+static int rt_tunnel_device(const uint8_t *p, size_t n, uint16_t type, uint64_t id, struct ne_wbuf *b)
+{
+	struct ne_msg_tunnel_device m;
+
+	poison(&m, sizeof(m));
+	if (ne_msg_tunnel_device_decode(p, n, &m) < 0)
+		return refused(&m, sizeof(m));
+	return ne_msg_tunnel_device_encode(b, &m);
+}
+
+static int rt_tunnel_state(const uint8_t *p, size_t n, uint16_t type, uint64_t id, struct ne_wbuf *b)
+{
+	struct ne_msg_tunnel_state m;
+
+	poison(&m, sizeof(m));
+	if (ne_msg_tunnel_state_decode(p, n, &m) < 0)
+		return refused(&m, sizeof(m));
+	return ne_msg_tunnel_state_encode(b, &m);
+}
+
+static int rt_tunnel_cancel(const uint8_t *p, size_t n, uint16_t type, uint64_t id, struct ne_wbuf *b)
+{
+	struct ne_msg_tunnel_cancel m;
+
+	poison(&m, sizeof(m));
+	if (ne_msg_tunnel_cancel_decode(p, n, &m) < 0)
+		return refused(&m, sizeof(m));
+	return ne_msg_tunnel_cancel_encode(b, &m);
+}
+
+static int rt_tunnel_socket(const uint8_t *p, size_t n, uint16_t type, uint64_t id, struct ne_wbuf *b)
+{
+	struct ne_msg_tunnel_socket m;
+
+	poison(&m, sizeof(m));
+	if (ne_msg_tunnel_socket_decode(p, n, &m) < 0)
+		return refused(&m, sizeof(m));
+	return ne_msg_tunnel_socket_encode(b, id, &m);
+}
+
 /* Indexed by type - 1. FLOW_NEW and FLOW_REPORT carry the flow's id in the header, not the
  * caller's. */
 static const struct codec codecs[NE_MSG_TYPE_MAX] = {
@@ -295,6 +345,12 @@ static const struct codec codecs[NE_MSG_TYPE_MAX] = {
 	{ NE_MSG_DNS_RESPONSE_VERDICT, true, rt_dns_response_verdict },
 	{ NE_MSG_PACKET_SETTINGS, true, rt_packet_settings },
 	{ NE_MSG_PACKET_QUEUE, false, rt_packet_queue },
+	{ NE_MSG_TUNNEL_SETTINGS, true, rt_tunnel_settings },
+	{ NE_MSG_TUNNEL_DEVICE, false, rt_tunnel_device },
+	{ NE_MSG_TUNNEL_STATE, false, rt_tunnel_state },
+	{ NE_MSG_TUNNEL_CANCEL, false, rt_tunnel_cancel },
+	{ NE_MSG_TUNNEL_SOCKET, true, rt_tunnel_socket },
+	{ NE_MSG_TUNNEL_SOCKET_FD, true, rt_result2 },
 };
 
 static void die(const struct codec *c, const char *why)

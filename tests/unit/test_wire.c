@@ -437,6 +437,105 @@ static void test_packet_queue(void **state)
 	(void)state;
 }
 
+static void test_tunnel_messages(void **state)
+{
+	static struct ne_msg_tunnel_settings m, d;
+	struct ne_wbuf b = { frame, 0, sizeof(frame), 0 };
+	struct ne_msg_tunnel_device dev = { .provider = 3, .ifname = V("netext0"), .ifindex = 12,
+					    .mtu = 1420, .vnet_hdr_len = 10, .offloads = 0x7f, .count = 2 };
+	struct ne_msg_tunnel_device ddev;
+	struct ne_msg_tunnel_state st = { 3, true }, dst;
+	struct ne_msg_tunnel_cancel cn = { 3, -ECONNREFUSED, V("peer said no") }, dcn;
+	struct ne_msg_tunnel_socket so = { 3, 0, 17, 51820 }, dso;
+	struct ne_msg_hdr h;
+	int len;
+
+	memset(&m, 0, sizeof(m));
+	m.provider = 3;
+	m.flags = NE_TUNNEL_F_INCLUDE_ALL | NE_TUNNEL_F_EXCLUDE_LOCAL;
+	m.remote_address = V("192.0.2.2");
+	m.mtu = 1420;
+	m.queues = 2;
+	m.n_addresses = 2;
+	m.addresses[0] = V("10.77.0.1/24");
+	m.addresses[1] = V("fd77::1/64");
+	m.n_included = 2;
+	m.included[0] = V("0.0.0.0/0");
+	m.included[1] = V("::/0");
+	m.n_excluded = 1;
+	m.excluded[0] = V("192.0.2.0/24");
+	m.n_dns = 1;
+	m.dns[0] = V("10.77.0.53");
+	m.n_match = 1;
+	m.match[0] = V("corp.example");
+	len = ne_msg_tunnel_settings_encode(&b, 41, &m);
+	assert_true(len > NE_WIRE_HDR_LEN);
+	assert_int_equal(ne_msg_hdr_decode(frame, (size_t)len, &h), 0);
+	assert_int_equal(h.type, NE_MSG_TUNNEL_SETTINGS);
+	assert_int_equal(h.id, 41);
+	assert_int_equal(ne_msg_tunnel_settings_decode(PAYLOAD(len), &d), 0);
+	assert_int_equal(d.flags, m.flags);
+	assert_true(eqv(d.remote_address, "192.0.2.2"));
+	assert_int_equal(d.mtu, 1420);
+	assert_int_equal(d.queues, 2);
+	assert_int_equal(d.n_addresses, 2);
+	assert_true(eqv(d.addresses[1], "fd77::1/64"));
+	assert_int_equal(d.n_included, 2);
+	assert_true(eqv(d.included[1], "::/0"));
+	assert_true(eqv(d.excluded[0], "192.0.2.0/24"));
+	assert_true(eqv(d.dns[0], "10.77.0.53"));
+	assert_int_equal(d.n_search, 0);
+	assert_true(eqv(d.match[0], "corp.example"));
+	for (int cut = NE_WIRE_HDR_LEN; cut < len; cut++)
+		assert_int_equal(ne_msg_tunnel_settings_decode(PAYLOAD(cut), &d), -EBADMSG);
+	/* Unknown flags and over-long lists are refused. */
+	frame[NE_WIRE_HDR_LEN + 4] = 0x80;
+	assert_int_equal(ne_msg_tunnel_settings_decode(PAYLOAD(len), &d), -EBADMSG);
+	m.n_dns = NE_WIRE_TUNNEL_DNS_MAX + 1;
+	assert_int_equal(ne_msg_tunnel_settings_encode(&b, 42, &m), -E2BIG);
+	assert_true(ne_msg_from_extension(NE_MSG_TUNNEL_SETTINGS));
+
+	len = ne_msg_tunnel_device_encode(&b, &dev);
+	assert_int_equal(ne_msg_tunnel_device_decode(PAYLOAD(len), &ddev), 0);
+	assert_true(eqv(ddev.ifname, "netext0"));
+	assert_int_equal(ddev.ifindex, 12);
+	assert_int_equal(ddev.count, 2);
+	assert_false(ne_msg_from_extension(NE_MSG_TUNNEL_DEVICE));
+	dev.count = NE_WIRE_TUNNEL_QUEUES_MAX + 1;
+	len = ne_msg_tunnel_device_encode(&b, &dev);
+	assert_int_equal(ne_msg_tunnel_device_decode(PAYLOAD(len), &ddev), -EBADMSG);
+	dev.count = 1;
+	dev.vnet_hdr_len = 12;
+	len = ne_msg_tunnel_device_encode(&b, &dev);
+	assert_int_equal(ne_msg_tunnel_device_decode(PAYLOAD(len), &ddev), -EBADMSG);
+
+	len = ne_msg_tunnel_state_encode(&b, &st);
+	assert_int_equal(ne_msg_tunnel_state_decode(PAYLOAD(len), &dst), 0);
+	assert_true(dst.reasserting);
+	frame[len - 1] = 2;
+	assert_int_equal(ne_msg_tunnel_state_decode(PAYLOAD(len), &dst), -EBADMSG);
+
+	len = ne_msg_tunnel_cancel_encode(&b, &cn);
+	assert_int_equal(ne_msg_tunnel_cancel_decode(PAYLOAD(len), &dcn), 0);
+	assert_int_equal(dcn.error, -ECONNREFUSED);
+	assert_true(eqv(dcn.message, "peer said no"));
+	cn.error = 5; /* errors are negative errnos */
+	len = ne_msg_tunnel_cancel_encode(&b, &cn);
+	assert_int_equal(ne_msg_tunnel_cancel_decode(PAYLOAD(len), &dcn), -EBADMSG);
+
+	len = ne_msg_tunnel_socket_encode(&b, 43, &so);
+	assert_int_equal(len, NE_WIRE_HDR_LEN + 8);
+	assert_int_equal(ne_msg_tunnel_socket_decode(PAYLOAD(len), &dso), 0);
+	assert_int_equal(dso.port, 51820);
+	assert_int_equal(dso.protocol, 17);
+	so.protocol = 1;
+	len = ne_msg_tunnel_socket_encode(&b, 43, &so);
+	assert_int_equal(ne_msg_tunnel_socket_decode(PAYLOAD(len), &dso), -EBADMSG);
+	assert_true(ne_msg_from_extension(NE_MSG_TUNNEL_SOCKET));
+	assert_false(ne_msg_from_extension(NE_MSG_TUNNEL_SOCKET_FD));
+	(void)state;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -452,6 +551,7 @@ int main(void)
 		cmocka_unit_test(test_dns_limits),
 		cmocka_unit_test(test_packet_settings),
 		cmocka_unit_test(test_packet_queue),
+		cmocka_unit_test(test_tunnel_messages),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
