@@ -10,9 +10,10 @@ BUILD_PKGS=(
   libsodium-dev libinih-dev libnetfilter-conntrack-dev
 )
 RUN_PKGS=(iproute2 nftables util-linux procps psmisc)
-# demo/demo.sh's web client and DNS server (its content filter part).
-DEMO_PKGS=(curl dnsmasq-base bind9-dnsutils)
-TEST_PKGS=(curl netcat-openbsd bind9-dnsutils knot-dnsutils dnsmasq-base iperf3 libldns-dev)
+# demo/demo.sh's web client and DNS server (its content filter part), and its tunnel's peer.
+DEMO_PKGS=(curl dnsmasq-base bind9-dnsutils iputils-ping wireguard-go wireguard-tools)
+TEST_PKGS=(curl netcat-openbsd bind9-dnsutils knot-dnsutils dnsmasq-base iperf3 libldns-dev
+  iputils-ping wireguard-go wireguard-tools)
 
 want=("${BUILD_PKGS[@]}" "${RUN_PKGS[@]}" "${DEMO_PKGS[@]}")
 case "${1:-}" in

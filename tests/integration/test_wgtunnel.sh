@@ -1,0 +1,169 @@
+#!/usr/bin/env bash
+# examples/wgtunnel (netext-wgtunnel, a WireGuard provider) under netextd in C against
+# wireguard-go in S (Debian's, the reference implementation), over the veth 198.18.1.0/24.
+# Inside the tunnel C is 198.19.1.1 / 2001:db8:1::1, S 198.19.1.2 / 2001:db8:1::2, and S's
+# loopback has the peer-only 198.19.100.1 / 2001:db8:100::1.
+#   1. interop, handshake from C: S knows no endpoint, so only C can start; ping and ping -6
+#      both ways, to the peer-only addresses too; wireguard-go reports a handshake;
+#   2. iperf3 TCP both directions, IPv4 and IPv6 (3 s each; only that data went through);
+#   3. handshake from S: wireguard-go restarted with C's endpoint, and S pings first;
+#   4. malformed packets to wgtunnel's UDP port from S: short, unknown type, an initiation
+#      with a bad MAC, random 148-byte initiations, a transport packet for no session, a
+#      cookie reply for nobody: the tunnel keeps working and the drop counters of the app
+#      message `stats` grew;
+#   5. rekey (option rekey_after_seconds, when wgtunnel has it): a later handshake happens
+#      while pings go on without a loss of the tunnel;
+#   6. the kill switch (include_all_networks=yes): O outside the tunnel is dropped, the
+#      tunnel (and so its UDP transport) works;
+#   7. stop: nothing left.
+set -uo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+. "$here/lib/daemon.sh"
+. "$here/lib/tunnel.sh"
+[ -n "${NETEXT_WGTUNNEL:-}" ] && [ -x "$NETEXT_WGTUNNEL" ] || skip "netext-wgtunnel is not built (examples/wgtunnel)"
+for tool in wireguard-go wg iperf3 ping nc; do command -v $tool >/dev/null || skip "needs $tool"; done
+WG_ID=${WG_ID:-com.example.wgtunnel}
+
+tun_setup
+tun_add_outside
+ctl dev register "$WG_ID" "$NETEXT_WGTUNNEL" >/dev/null || fail "register wgtunnel"
+wg_keys cli
+wg_keys srv
+WIF=wgs$$
+WIF=${WIF:0:15}
+CPORT=51821
+ALLOWED="198.19.1.0/24, 2001:db8:1::/64, 198.19.100.0/24, 2001:db8:100::/64"
+wg_client_conf "$T/wg.conf" $CPORT "$S4:51820" "$ALLOWED" "DNS = 198.19.1.2"
+tun_peer_wggo "$WIF" 51820 "$(cat "$T/cli.pub")" 1
+TEXT=$WG_ID tconfig wg config=$T/wg.conf
+
+pings() { # NS DST...: 3 pings each
+	local ns=$1 dst
+	shift
+	for dst in "$@"; do
+		ns_exec "$ns" ping -c 3 -i 0.2 -W 2 "$dst" >"$T/ping" 2>&1 || { cat "$T/ping"; fail "ping from $ns to $dst"; }
+	done
+}
+
+# 1. Handshake initiated by C.
+tstart wg
+twait wg connected
+IF=$(tiface wg)
+pings "$C" 198.19.1.2 2001:db8:1::2 $P4 $P6
+hs1=$(wg_handshake "$S" "$WIF")
+[ -n "$hs1" ] && [ "$hs1" -gt 0 ] || fail "wireguard-go reports no handshake"
+pings "$S" 198.19.1.1 2001:db8:1::1
+ns_exec "$S" wg show "$WIF" endpoints | grep -q "$C4:$CPORT" || { ns_exec "$S" wg show "$WIF"; fail "wireguard-go did not learn C's endpoint"; }
+echo "ok: handshake from C; ping v4/v6 both ways with wireguard-go on $WIF, wgtunnel on $IF"
+
+# 2. iperf3, both directions, v4 and v6.
+ns_spawn "$S" iperf3 -s -B 198.19.1.2 -p 5201
+ns_spawn "$S" iperf3 -s -B 2001:db8:1::2 -p 5202
+wait_for ns_exec "$S" sh -c "ss -Hlnt 'sport = :5202' | grep -q ." || fail "iperf3 servers"
+wait_for ns_exec "$S" sh -c "ss -Hlnt 'sport = :5201' | grep -q ." || fail "iperf3 servers"
+iperf() { # DST PORT [-R]
+	ns_exec "$C" timeout 30 iperf3 -J -c "$1" -p "$2" -t 3 ${3:-} > "$T/iperf.json" 2>&1 ||
+		{ tail -5 "$T/iperf.json"; fail "iperf3 -c $1 ${3:-}"; }
+	"$PY" -c '
+import json, sys
+r = json.load(open(sys.argv[1]))["end"]["sum_received"]
+assert r["bytes"] > 1 << 20, r
+print("%.0f Mbit/s" % (r["bits_per_second"] / 1e6))' "$T/iperf.json" || fail "iperf3 to $1 ${3:-} moved (almost) nothing"
+}
+for d in "198.19.1.2 5201" "2001:db8:1::2 5202"; do
+	set -- $d
+	up=$(iperf "$1" "$2")
+	down=$(iperf "$1" "$2" -R)
+	echo "ok: iperf3 TCP to $1: C → S $up, S → C $down"
+done
+
+# 3. Handshake initiated by S: a fresh wireguard-go that knows C's endpoint pings first.
+kill -TERM "$WG_PID"
+wait "$WG_PID" 2>/dev/null
+wait_for sh -c "! ip -n $S link show dev $WIF" || fail "wireguard-go's $WIF did not go"
+tun_peer_wggo "$WIF" 51820 "$(cat "$T/cli.pub")" 1 "$C4:$CPORT"
+[ -z "$(wg_handshake "$S" "$WIF")" ] || [ "$(wg_handshake "$S" "$WIF")" = 0 ] || fail "the new wireguard-go has a handshake already"
+pings "$S" 198.19.1.1 2001:db8:1::1
+hs2=$(wg_handshake "$S" "$WIF")
+[ -n "$hs2" ] && [ "$hs2" -gt 0 ] || fail "no handshake initiated by wireguard-go"
+pings "$C" 198.19.1.2 2001:db8:1::2
+echo "ok: handshake from S (wireguard-go); ping v4/v6 both ways"
+
+# 4. Malformed packets to wgtunnel's port.
+stats_sum() { # the sum of the stats counters named drop*/invalid*/bad* (or all "drop" ones)
+	ext_msg wg stats 2>/dev/null | "$PY" -c '
+import re, sys
+t = sys.stdin.read()
+print(sum(int(v) for k, v in re.findall(r"(?m)^\s*([A-Za-z0-9_.]+)\s*[=:]\s*(\d+)\s*$", t)
+          if re.search(r"drop|invalid|bad|malformed|reject", k)))'
+}
+ext_msg wg stats > "$T/stats0" 2>&1 || fail "app message stats: $(cat "$T/stats0")"
+d0=$(stats_sum)
+ns_exec "$S" "$PY" - $C4 $CPORT <<'EOF' || fail "sending garbage"
+import os, socket, struct, sys
+dst = (sys.argv[1], int(sys.argv[2]))
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+pkts = [b"", b"\x01", b"\x01\x00\x00", b"\x09\x00\x00\x00" + os.urandom(28),  # short, wrong type
+        b"\x01\x00\x00\x00" + os.urandom(144),                                 # initiation, bad MAC1
+        b"\x02\x00\x00\x00" + os.urandom(88),                                  # response for nobody
+        b"\x03\x00\x00\x00" + os.urandom(60),                                  # cookie reply for nobody
+        b"\x04\x00\x00\x00" + os.urandom(12 + 16 + 64),                        # transport, no session
+        b"\x04\x00\x00\x00" + os.urandom(8)]                                   # transport, short
+pkts += [os.urandom(148) for _ in range(20)]                                  # random 148 bytes
+pkts += [b"\x01\x00\x00\x00" + os.urandom(144) for _ in range(20)]
+for p in pkts:
+    s.sendto(p, dst)
+print(len(pkts), "datagrams")
+EOF
+pings "$C" 198.19.1.2 $P6
+pings "$S" 198.19.1.1
+d1=$(stats_sum)
+ext_msg wg stats > "$T/stats1" 2>&1
+[ "$d1" -gt "$d0" ] || { cat "$T/stats0" "$T/stats1"; fail "no drop counter moved after 49 malformed datagrams ($d0 → $d1)"; }
+echo "ok: malformed datagrams dropped and counted ($d0 → $d1), the tunnel still works"
+echo "    stats: $(tr '\n' ' ' < "$T/stats1")"
+
+# 5. Rekey, when wgtunnel can be told to rekey soon.
+tstop wg
+twait wg disconnected
+if TEXT=$WG_ID ctl tunnel start wg --option rekey_after_seconds=3 >"$T/out" 2>&1; then
+	twait wg connected
+	pings "$C" 198.19.1.2
+	hs_a=$(wg_handshake "$S" "$WIF")
+	ns_spawn "$C" ping -i 0.2 -W 1 198.19.1.2
+	pp=$NS_PID
+	rekeyed() { [ "$(wg_handshake "$S" "$WIF")" -gt "$hs_a" ]; }
+	WAIT_TRIES=150 wait_for rekeyed || fail "no second handshake within 15 s with rekey_after_seconds=3"
+	kill -INT "$pp"
+	wait "$pp" 2>/dev/null
+	pings "$C" 198.19.1.2 2001:db8:1::2
+	pings "$S" 198.19.1.1
+	echo "ok: rekey: a new handshake ($hs_a → $(wg_handshake "$S" "$WIF")), traffic continues"
+	tstop wg
+	twait wg disconnected
+else
+	echo "SKIPPED PART: rekey (wgtunnel refused rekey_after_seconds: $(head -1 "$T/out"))"
+	twait wg disconnected invalid
+fi
+tun_assert_clean "$IF"
+
+# 6. The kill switch with wgtunnel.
+TEXT=$WG_ID tconfig wgks config=$T/wg.conf include_all_networks=yes
+for dst in $O4 $O6; do ns_exec "$C" ping -c 1 -W 1 "$dst" >/dev/null || fail "O $dst before the kill switch"; done
+tstart wgks
+twait wgks connected
+IF=$(tiface wgks)
+pings "$C" 198.19.1.2 2001:db8:1::2 $P4
+for dst in $O4 $O6; do
+	ns_exec "$C" ping -c 2 -i 0.2 -W 1 "$dst" >/dev/null 2>&1 && fail "kill switch: O $dst reachable"
+done
+pings "$S" 198.19.1.1
+echo "ok: kill switch with wgtunnel: O dropped, the tunnel and its transport work"
+tstop wgks
+twait wgks disconnected
+tun_assert_clean "$IF"
+for dst in $O4 $O6; do ns_exec "$C" ping -c 1 -W 1 "$dst" >/dev/null || fail "O $dst after the kill switch"; done
+
+daemon_stop
+tun_assert_clean "$IF"
+echo "ok"
