@@ -302,6 +302,7 @@ static void device_close(struct tunnel *t)
 		log_info("tunnel %s: device %s removed", t->config, t->ifname);
 	t->nq = 0;
 	t->ifindex = 0;
+	t->offloads = 0;
 	t->ifname[0] = '\0';
 }
 
@@ -380,6 +381,11 @@ static int device_open(struct tunnel *t, unsigned nq, char *err, size_t errlen)
 		r = -ENODEV;
 		goto fail;
 	}
+	/* No link-local address (and so no router solicitations from it): set while down. */
+	r = dp_route_link_set(T->rt, t->ifindex, 0, true, false);
+	if (r < 0)
+		log_info("tunnel %s: cannot turn off IPv6 address generation on %s: %s", t->config, name,
+			 strerror(-r));
 	log_info("tunnel %s: device %s (index %u, %u queue%s, offloads 0x%x)", t->config, name,
 		 t->ifindex, nq, nq == 1 ? "" : "s", t->offloads);
 	return 0;
@@ -502,7 +508,7 @@ static int settings_install(struct tunnel *t, struct tunnel_settings *ns, char *
 	size_t i;
 	int r;
 
-	r = dp_route_link_set(T->rt, t->ifindex, ns->mtu, true, true);
+	r = dp_route_link_set(T->rt, t->ifindex, ns->mtu, false, true);
 	if (r < 0) {
 		snprintf(err, errlen, "mtu: cannot set %u on %s: %s", ns->mtu, t->ifname, strerror(-r));
 		return r;
@@ -1050,7 +1056,7 @@ void tunnel_provider_stopping(struct daemon *d, const char *config, const char *
 
 	(void)d;
 	if (t && provider_active(t)) {
-		log_info("tunnel %s: disconnecting (%s)", config, why);
+		log_debug("tunnel %s: stopping (%s)", config, why);
 		set_state(t, T_DISCONNECTING);
 	}
 }
