@@ -138,15 +138,19 @@ static void show_stopped(json_t *r)
 	printf("tunnel %s: %s\n", str(r, "configuration", "?"), str(r, "state", "?"));
 }
 
-static void print_event(json_t *d)
+static void print_event(const char *event, json_t *d)
 {
 	json_t *t = json_object_get(d, "tunnel"), *err = json_object_get(t, "last_error");
 	char when[32];
 	time_t now = time(NULL);
 
 	strftime(when, sizeof(when), "%H:%M:%S", localtime(&now));
-	printf("%s %s: %s -> %s", when, str(d, "configuration", "?"), str(d, "previous", "?"),
-	       str(d, "state", "?"));
+	if (!strcmp(event, "settings"))
+		printf("%s %s: settings %s", when, str(d, "configuration", "?"),
+		       json_is_object(json_object_get(t, "settings")) ? "applied" : "cleared");
+	else
+		printf("%s %s: %s -> %s", when, str(d, "configuration", "?"), str(d, "previous", "?"),
+		       str(d, "state", "?"));
 	if (str(t, "interface", NULL))
 		printf(" (%s)", str(t, "interface", ""));
 	if (json_is_object(err) && !strcmp(str(d, "state", ""), "disconnected"))
@@ -199,12 +203,12 @@ static int follow(const char *name)
 				return !strcmp(str(err, "code", ""), "permission-denied") ? EXIT_DENIED : EXIT_FAILED;
 			}
 			d = json_object_get(j, "data");
-			if (j && !strcmp(str(j, "event", ""), "state") &&
+			if (j && (!strcmp(str(j, "event", ""), "state") || !strcmp(str(j, "event", ""), "settings")) &&
 			    (!name || !strcmp(str(d, "configuration", ""), name))) {
 				if (opt_json)
 					json_dumpf(d, stdout, JSON_COMPACT), putchar('\n');
 				else
-					print_event(d);
+					print_event(str(j, "event", ""), d);
 				fflush(stdout);
 			}
 			json_decref(j);

@@ -156,7 +156,8 @@ static struct tunnel *find_or_add(const char *config)
 
 static json_t *tunnel_json(struct tunnel *t);
 
-static void notify(struct tunnel *t, const char *previous)
+/* event "state" (previous: the state before) or "settings" (applied or cleared). */
+static void notify(struct tunnel *t, const char *event, const char *previous)
 {
 	size_t i;
 
@@ -170,7 +171,7 @@ static void notify(struct tunnel *t, const char *previous)
 			T->watchers[i] = NULL;
 			continue;
 		}
-		ctl_req_event(w, "state", json_pack("{s:s, s:s, s:s, s:o}", "configuration", t->config,
+		ctl_req_event(w, event, json_pack("{s:s, s:s, s:s, s:o}", "configuration", t->config,
 						    "state", tstate_names[t->state], "previous", previous,
 						    "tunnel", tunnel_json(t)));
 	}
@@ -185,7 +186,7 @@ static void set_state(struct tunnel *t, enum tstate st)
 	t->state = st;
 	t->since = now_ms();
 	log_info("tunnel %s: %s", t->config, tstate_names[st]);
-	notify(t, prev);
+	notify(t, "state", prev);
 }
 
 static void record_error(struct tunnel *t, int error, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -649,13 +650,16 @@ int tunnel_on_settings(struct daemon *d, const char *config, uint64_t id, const 
 
 	if (!T || ne_msg_tunnel_settings_decode(p, len, &T->msg) < 0)
 		return -EBADMSG;
-	if (!t || !provider_active(t) || t->slot < 0) {
-		if (t && t->ext && t->slot < 0)
-			settings_result(t, id, -ENOSPC, "no free tunnel slot (at most 15 tunnels at once)");
-		return t && t->ext ? 0 : -EPROTO;
-	}
-	if (t->handle != T->msg.provider)
+	if (!t || !t->ext || t->handle != T->msg.provider)
 		return -EPROTO;
+	if (!provider_active(t)) {
+		settings_result(t, id, -ENOTCONN, "the tunnel is stopping");
+		return 0;
+	}
+	if (t->slot < 0) {
+		settings_result(t, id, -ENOSPC, "no free tunnel slot (at most 15 tunnels at once)");
+		return 0;
+	}
 	ns = malloc(sizeof(*ns));
 	if (!ns) {
 		settings_result(t, id, -ENOMEM, "out of memory");
@@ -673,6 +677,7 @@ int tunnel_on_settings(struct daemon *d, const char *config, uint64_t id, const 
 		daemon_apply_ruleset(d);
 		log_info("tunnel %s: settings cleared", t->config);
 		settings_result(t, id, 0, "");
+		notify(t, "settings", tstate_names[t->state]);
 		return 0;
 	}
 	r = settings_apply(t, ns, &sent, err, sizeof(err));
@@ -694,7 +699,7 @@ int tunnel_on_settings(struct daemon *d, const char *config, uint64_t id, const 
 		 t->s->n_addr, T->plan.n_routes, (t->s->flags & NE_TUNNEL_F_INCLUDE_ALL) || t->force_all ?
 		 ", kill switch" : "", t->per_app ? ", per-app" : "");
 	settings_result(t, id, 0, t->dns_note);
-	notify(t, tstate_names[t->state]);
+	notify(t, "settings", tstate_names[t->state]);
 	return 0;
 }
 
