@@ -205,10 +205,12 @@ static int follow(const char *name)
 			d = json_object_get(j, "data");
 			if (j && (!strcmp(str(j, "event", ""), "state") || !strcmp(str(j, "event", ""), "settings")) &&
 			    (!name || !strcmp(str(d, "configuration", ""), name))) {
-				if (opt_json)
+				if (opt_json) {
+					json_object_set_new(d, "event", json_string(str(j, "event", "")));
 					json_dumpf(d, stdout, JSON_COMPACT), putchar('\n');
-				else
+				} else {
 					print_event(str(j, "event", ""), d);
+				}
 				fflush(stdout);
 			}
 			json_decref(j);
