@@ -96,7 +96,9 @@ struct peer {
 	unsigned staged_head, staged_n;
 
 	/* Timer inputs the data path writes without a lock (times on cb->now's clock). */
-	_Atomic uint64_t t_tx_auth, t_rx_auth, t_rx_data, t_new_handshake, t_session;
+	_Atomic uint64_t t_tx_auth, t_rx_auth, t_new_handshake, t_session;
+	/* Armed by the first data packet received after we last sent anything. */
+	_Atomic uint64_t t_keepalive;
 	atomic_bool lastminute_rekey;
 	struct counters cnt;
 };
@@ -471,6 +473,14 @@ static bool under_load(struct wg_engine *e, uint64_t now)
 	return atomic_load(&e->forced_load) || n > e->load_threshold;
 }
 
+/* Anything authenticated went to p: no passive keepalive needed. */
+static void sent_auth(struct peer *p, uint64_t now)
+{
+	atomic_store_explicit(&p->t_tx_auth, now, memory_order_relaxed);
+	if (atomic_load_explicit(&p->t_keepalive, memory_order_relaxed))
+		atomic_store_explicit(&p->t_keepalive, 0, memory_order_relaxed);
+}
+
 /* ---- staged packets ------------------------------------------------------------------- */
 
 /* Keeps a copy of a packet until a session exists; the oldest goes when full. */
@@ -553,7 +563,7 @@ static void initiate(struct peer *p, uint64_t now, bool retry)
 	p->attempts++;
 	pthread_mutex_unlock(&p->hs_lock);
 	count(e, p, CNT(handshakes_sent), 1);
-	atomic_store(&p->t_tx_auth, now);
+	sent_auth(p, now);
 	send_udp(e, &to, msg, sizeof(msg));
 	emit(e, p, WG_EV_HANDSHAKE_SENT);
 	return;
@@ -617,7 +627,7 @@ static void sent_data(struct peer *p, size_t len, uint64_t now, bool rekey)
 
 	count(p->e, p, len ? CNT(tx_packets) : CNT(keepalives_tx), 1);
 	count(p->e, p, CNT(tx_bytes), len);
-	atomic_store_explicit(&p->t_tx_auth, now, memory_order_relaxed);
+	sent_auth(p, now);
 	/* No answer within KEEPALIVE_TIMEOUT + REKEY_TIMEOUT of the first packet sent since
 	 * we last heard from the peer: try a new handshake. */
 	if (len && atomic_load_explicit(&p->t_new_handshake, memory_order_relaxed) == 0)
@@ -827,6 +837,9 @@ static int rx_initiation(struct wg_engine *e, const struct wg_endpoint *from,
 		goto out;
 	}
 	add_macs(p, resp, sizeof(resp), now);
+	/* A response counts as our handshake for the REKEY_TIMEOUT rate limit, so the responder
+	 * does not start a crossing handshake while it waits for confirmation. */
+	p->last_init_sent = now;
 	keypair_install(p, kp);
 	pthread_mutex_unlock(&p->hs_lock);
 	set_endpoint(p, from);
@@ -834,7 +847,7 @@ static int rx_initiation(struct wg_engine *e, const struct wg_endpoint *from,
 	count(e, p, CNT(handshakes_sent), 1);
 	count(e, p, CNT(handshakes_completed), 1);
 	atomic_store(&p->t_rx_auth, now);
-	atomic_store(&p->t_tx_auth, now);
+	sent_auth(p, now);
 	send_udp(e, from, resp, sizeof(resp));
 	emit(e, p, WG_EV_SESSION_RESPONDER);
 	r = 0;
@@ -1032,7 +1045,11 @@ static int deliver(struct peer *p, uint8_t *pkt, size_t len, uint64_t now)
 		count(e, p, CNT(drop_allowed_ip), 1);
 		return -EPERM;
 	}
-	atomic_store_explicit(&p->t_rx_data, now, memory_order_relaxed);
+	if (atomic_load_explicit(&p->t_keepalive, memory_order_relaxed) == 0) {
+		uint64_t zero = 0;
+
+		atomic_compare_exchange_strong(&p->t_keepalive, &zero, now + KEEPALIVE_TIMEOUT);
+	}
 	count(e, p, CNT(rx_packets), 1);
 	count(e, p, CNT(rx_bytes), ip.len);
 	if (e->cb.write_ip)
@@ -1138,12 +1155,13 @@ static bool has_session(struct peer *p)
 static void tick_peer(struct peer *p, uint64_t now)
 {
 	uint64_t tx = atomic_load(&p->t_tx_auth), rx = atomic_load(&p->t_rx_auth);
-	uint64_t rx_data = atomic_load(&p->t_rx_data), nh = atomic_load(&p->t_new_handshake);
+	uint64_t ka = atomic_load(&p->t_keepalive), nh = atomic_load(&p->t_new_handshake);
 	uint64_t session = atomic_load(&p->t_session);
 
 	tick_retransmit(p, now);
 	/* Passive keepalive: data came in and we sent nothing back for KEEPALIVE_TIMEOUT. */
-	if (rx_data && rx_data > tx && since(now, rx_data) >= KEEPALIVE_TIMEOUT && has_session(p)) {
+	if (ka && now >= ka && atomic_compare_exchange_strong(&p->t_keepalive, &ka, 0) &&
+	    has_session(p)) {
 		send_keepalive(p, now);
 		tx = now;
 	}
