@@ -13,7 +13,7 @@ RUN_PKGS=(iproute2 nftables util-linux procps psmisc)
 # demo/demo.sh's web client and DNS server (its content filter part), and its tunnel's peer.
 DEMO_PKGS=(curl dnsmasq-base bind9-dnsutils iputils-ping wireguard-go wireguard-tools)
 TEST_PKGS=(curl netcat-openbsd bind9-dnsutils knot-dnsutils dnsmasq-base iperf3 libldns-dev
-  iputils-ping wireguard-go wireguard-tools)
+  iputils-ping wireguard-go wireguard-tools jq)
 
 want=("${BUILD_PKGS[@]}" "${RUN_PKGS[@]}" "${DEMO_PKGS[@]}")
 case "${1:-}" in

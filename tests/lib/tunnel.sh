@@ -116,8 +116,14 @@ tstop() {
 	ctl tunnel stop "$1" >"$T/out" 2>&1 || { cat "$T/out"; fail "tunnel stop $1"; }
 }
 
+# jq when there is one: python starts slowly on a loaded machine, and twait polls.
 tfield() { # NAME FIELD
-	ctl_json tunnel status "$1" 2>/dev/null | jq_get ".tunnels[] | select(.name == \"$1\") | .$2" 2>/dev/null
+	if command -v jq >/dev/null; then
+		ctl_json tunnel status "$1" 2>/dev/null |
+			jq -r --arg n "$1" ".tunnels[] | select(.configuration == \$n) | .$2 // empty" 2>/dev/null
+	else
+		ctl_json tunnel status "$1" 2>/dev/null | jq_get ".tunnels[] | select(.configuration == \"$1\") | .$2" 2>/dev/null
+	fi
 }
 
 tstate() { tfield "$1" state; }
@@ -140,9 +146,8 @@ tun_leftovers() { # [IF]...
 	local f ifc
 	for f in -4 -6; do
 		ns_exec "$C" ip "$f" rule show | awk -F: '$1 >= 7130 && $1 <= 7194 { print "rule: " $0 }'
-		for t in $(seq 7160 7174); do
-			ns_exec "$C" ip "$f" route show table "$t" 2>/dev/null | sed "s/^/table $t: /"
-		done
+		ns_exec "$C" ip "$f" route show table all 2>/dev/null |
+			awk '{ for (i = 1; i < NF; i++) if ($i == "table" && $(i + 1) >= 7160 && $(i + 1) <= 7174) { print "route: " $0; break } }'
 	done
 	ns_exec "$C" ip -o link show | awk -F': ' '$2 ~ /^netext[0-9]+(@|$)/ { print "device: " $2 }'
 	for ifc in "$@"; do
@@ -188,8 +193,18 @@ for m in re.finditer(r"(?m)(?:^|\s)" + re.escape(want) + r"\s*[=:]\s*(\d+)", tex
 print(0)' "$2"
 }
 
+# (Not /sys/class/net: nsenter keeps the host's /sys, which shows the host's devices.)
 link_pkts() { # NS IF rx|tx
-	ns_exec "$1" cat "/sys/class/net/$2/statistics/${3}_packets" 2>/dev/null || echo 0
+	if command -v jq >/dev/null; then
+		ip -n "$1" -j -s link show dev "$2" 2>/dev/null | jq -r ".[0].stats64.$3.packets // 0" 2>/dev/null || echo 0
+		return
+	fi
+	ip -n "$1" -j -s link show dev "$2" 2>/dev/null | "$PY" -c '
+import json, sys
+try:
+    print(json.load(sys.stdin)[0]["stats64"][sys.argv[1]]["packets"])
+except Exception:
+    print(0)' "$3"
 }
 
 # A TCP transfer of FILE from C to a listener in S at DST:PORT; the received bytes are
