@@ -33,10 +33,10 @@ tstart t1
 twait t1 connected
 IF=$(tiface t1)
 [[ $IF =~ ^netext[0-9]+$ ]] || fail "interface '$IF' is not netext<slot>"
-ns_exec "$C" ip -o addr show dev "$IF" | grep -q 'inet 198.19.1.1/24' || { ns_exec "$C" ip addr show dev "$IF"; fail "$IF lacks 198.19.1.1/24"; }
-ns_exec "$C" ip -o addr show dev "$IF" | grep -q 'inet6 2001:db8:1::1/64' || { ns_exec "$C" ip addr show dev "$IF"; fail "$IF lacks 2001:db8:1::1/64"; }
+ns_exec "$C" ip -o addr show dev "$IF" | gq 'inet 198.19.1.1/24' || { ns_exec "$C" ip addr show dev "$IF"; fail "$IF lacks 198.19.1.1/24"; }
+ns_exec "$C" ip -o addr show dev "$IF" | gq 'inet6 2001:db8:1::1/64' || { ns_exec "$C" ip addr show dev "$IF"; fail "$IF lacks 2001:db8:1::1/64"; }
 for dst in $P4 $P6; do
-	ns_exec "$C" ip route get "$dst" | grep -q "dev $IF" || { ns_exec "$C" ip route get "$dst"; fail "route to $dst is not via $IF"; }
+	ns_exec "$C" ip route get "$dst" | gq "dev $IF" || { ns_exec "$C" ip route get "$dst"; fail "route to $dst is not via $IF"; }
 done
 ctl tunnel status t1 > "$T/status" || fail "tunnel status t1"
 grep -q connected "$T/status" && grep -q "$IF" "$T/status" || { cat "$T/status"; fail "human status lacks the state or the interface"; }

@@ -5,6 +5,7 @@
 #   - after kill -9: the status leaves connected (disconnected, or connecting while the
 #     supervisor retries); no device, rule, route table, nft chain or DNS route is left;
 #     the peer-only address is unreachable;
+#     (restart_max = 20: the refused execs count as crashes);
 #   - once the executable is back, the supervisor's restart reconnects the tunnel: connected
 #     again, on a device with the tunnel's address, and ping and TCP work;
 #   - a second kill -9 without holding the restart: connected again with a new pid;
@@ -21,6 +22,9 @@ mkdir -p "$T0/bin"
 cp "$NETEXT_TESTTUNNEL" "$T0/bin/netext-testtunnel"
 chmod 755 "$T0" "$T0/bin" "$T0/bin/netext-testtunnel"
 NETEXT_TESTTUNNEL=$T0/bin/netext-testtunnel
+# Each refused exec counts as a crash; the back-off doubles from 100 ms, so 20 allowed
+# crashes leave the supervisor retrying while the test looks (restart_max is 5 by default).
+D_CONF_EXTRA="restart_max = 20"
 tun_setup
 PIF=tc$$
 PIF=${PIF:0:15}
@@ -31,7 +35,7 @@ tstart tc
 twait tc connected
 IF=$(tiface tc)
 ns_exec "$C" ping -c 2 -i 0.2 -W 2 $P4 >/dev/null || fail "ping before the crash"
-ctl dns route list | grep -q 'tunnel:tc' || fail "no DNS route of the tunnel before the crash"
+ctl dns route list | gq 'tunnel:tc' || fail "no DNS route of the tunnel before the crash"
 
 pid_of() { # the extension's pid, once it runs
 	local p
@@ -58,12 +62,12 @@ TWAIT_TRIES=400 twait tc connected
 pid2=$(pid_of) || fail "no pid after the restart"
 [ "$pid2" != "$pid" ] || fail "the pid did not change ($pid)"
 IF=$(tiface tc)
-ns_exec "$C" ip -o addr show dev "$IF" | grep -q 'inet 198.19.1.1/24' || fail "the new device $IF lacks 198.19.1.1"
+ns_exec "$C" ip -o addr show dev "$IF" | gq 'inet 198.19.1.1/24' || fail "the new device $IF lacks 198.19.1.1"
 ns_exec "$C" ping -c 2 -i 0.2 -W 2 $P4 >/dev/null || fail "ping after the restart"
 ns_exec "$C" ping -6 -c 2 -i 0.2 -W 2 $P6 >/dev/null || fail "ping -6 after the restart"
 head -c $((1 << 20)) /dev/urandom > "$T/1m"
 tcp_xfer $P4 7001 "$T/1m"
-ctl dns route list | grep -q 'tunnel:tc' || fail "the DNS route did not come back with the tunnel"
+ctl dns route list | gq 'tunnel:tc' || fail "the DNS route did not come back with the tunnel"
 echo "ok: restarted as pid $pid2, connected on $IF, ping and TCP work"
 
 # 3. kill -9 again, the supervisor free to restart at once.

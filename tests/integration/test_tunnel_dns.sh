@@ -80,7 +80,7 @@ echo "ok: other.test answered by the system resolver, never sent to the tunnel's
 tstop td
 twait td disconnected
 tun_assert_clean "$IF"
-ctl dns route list | grep -q corp.test && fail "corp.test route left after stop"
+ctl dns route list | gq corp.test && fail "corp.test route left after stop"
 [ "$(ask corp.test)" = 198.18.9.9 ] || fail "after stop, corp.test is '$(ask corp.test)'"
 echo "ok: after stop the tunnel's route is gone; corp.test is the system resolver's again"
 

@@ -81,7 +81,7 @@ twait ks connected
 IF=$(tiface ks)
 through_tunnel "default routes"
 for dst in $O4 $O6; do
-	ns_exec "$C" ip route get "$dst" | grep -q "dev $OIF" || { ns_exec "$C" ip route get "$dst"; fail "excluded $dst is not routed to $OIF"; }
+	ns_exec "$C" ip route get "$dst" | gq "dev $OIF" || { ns_exec "$C" ip route get "$dst"; fail "excluded $dst is not routed to $OIF"; }
 	reach "$dst" || fail "excluded $dst not reachable (no kill switch)"
 	[ "$(cat "$T/answer")" = outside ] || fail "$dst answered '$(cat "$T/answer")'"
 done
@@ -99,7 +99,7 @@ through_tunnel "kill switch"
 tx1=$(link_pkts "$C" "$(ns_exec "$C" ip -o route get $S4 | sed -n 's/.* dev \([^ ]*\).*/\1/p')" tx)
 [ $((tx1 - tx0)) -ge 6 ] || fail "kill switch: the transport sent $((tx1 - tx0)) packets on the link to S"
 for dst in $O4 $O6; do
-	ns_exec "$C" ip route get "$dst" | grep -q "dev $OIF" || { ns_exec "$C" ip route get "$dst"; fail "kill switch: $dst is not routed to $OIF"; }
+	ns_exec "$C" ip route get "$dst" | gq "dev $OIF" || { ns_exec "$C" ip route get "$dst"; fail "kill switch: $dst is not routed to $OIF"; }
 	unreachable "$dst" || { ns_exec "$C" nft list ruleset; fail "kill switch: $dst ($OIF, outside the tunnel) is reachable"; }
 done
 echo "ok: kill switch: O dropped, the tunnel and its transport work ($((tx1 - tx0)) transport packets)"
@@ -138,7 +138,7 @@ twait kl connected
 IF=$(tiface kl)
 through_tunnel "exclude_local"
 for dst in $O4 $O6; do
-	ns_exec "$C" ip route get "$dst" | grep -q "dev $OIF" || { ns_exec "$C" ip route get "$dst"; fail "exclude_local: $dst is not routed to $OIF"; }
+	ns_exec "$C" ip route get "$dst" | gq "dev $OIF" || { ns_exec "$C" ip route get "$dst"; fail "exclude_local: $dst is not routed to $OIF"; }
 	reach "$dst" || { ns_exec "$C" nft list ruleset; fail "exclude_local: the local network's $dst is not reachable"; }
 	[ "$(cat "$T/answer")" = outside ] || fail "$dst answered '$(cat "$T/answer")'"
 done

@@ -27,8 +27,11 @@ for n in 101 102; do
 done
 NAME2=ntb$$
 NAME2=${NAME2:0:15}
+# netext-testtunnel keeps one tunnel per process: the second configuration uses a second
+# registration of it (its own extension process), as two VPN apps would be.
+ctl dev register $TT_ID.two "$NETEXT_TESTTUNNEL" >/dev/null || fail "register $TT_ID.two"
 tconfig t1 peer=$S4:51820 addresses=198.19.1.1/24,2001:db8:1::1/64 routes=198.19.101.0/24,2001:db8:101::/64
-tconfig t2 peer=$S4:51821 addresses=198.19.2.1/24,2001:db8:2::1/64 routes=198.19.102.0/24,2001:db8:102::/64 \
+TEXT=$TT_ID.two tconfig t2 peer=$S4:51821 addresses=198.19.2.1/24,2001:db8:2::1/64 routes=198.19.102.0/24,2001:db8:102::/64 \
 	interface=$NAME2
 tstart t1
 tstart t2
@@ -43,7 +46,7 @@ IF2=$(tiface t2)
 slot_of() { # ROUTE IF
 	local t
 	for t in $(seq 7160 7174); do
-		ns_exec "$C" ip route show table "$t" 2>/dev/null | grep -q "^$1 dev $2" && { echo $((t - 7160)); return 0; }
+		ns_exec "$C" ip route show table "$t" 2>/dev/null | gq "^$1 dev $2" && { echo $((t - 7160)); return 0; }
 	done
 	return 1
 }
@@ -51,11 +54,11 @@ s1=$(slot_of 198.19.101.0/24 "$IF1") || { tun_leftovers; fail "no table with t1'
 s2=$(slot_of 198.19.102.0/24 "$IF2") || { tun_leftovers; fail "no table with t2's route via $IF2"; }
 [ "$s1" != "$s2" ] || fail "both tunnels use slot $s1"
 [ "$IF1" = "netext$s1" ] || fail "t1's interface $IF1 does not match its slot $s1"
-ns_exec "$C" ip route show table $((7160 + s1)) | grep -q 198.19.102 && fail "t1's table has t2's route"
-ns_exec "$C" ip route show table $((7160 + s2)) | grep -q 198.19.101 && fail "t2's table has t1's route"
+ns_exec "$C" ip route show table $((7160 + s1)) | gq 198.19.102 && fail "t1's table has t2's route"
+ns_exec "$C" ip route show table $((7160 + s2)) | gq 198.19.101 && fail "t2's table has t1's route"
 for s in $s1 $s2; do
 	for f in -4 -6; do
-		ns_exec "$C" ip "$f" rule show | grep -qE "^$((7160 + s)):.*lookup $((7160 + s))" ||
+		ns_exec "$C" ip "$f" rule show | gq -E "^$((7160 + s)):.*lookup $((7160 + s))" ||
 			{ ns_exec "$C" ip "$f" rule show; fail "no rule ($f) at priority $((7160 + s))"; }
 	done
 done
@@ -88,7 +91,7 @@ tstop t1
 twait t1 disconnected
 ns_exec "$C" ip link show dev "$IF1" >/dev/null 2>&1 && fail "t1's device $IF1 left after stop"
 [ -z "$(ns_exec "$C" ip route show table $((7160 + s1)))" ] || fail "t1's table $((7160 + s1)) not empty after stop"
-ns_exec "$C" ip rule show | grep -qE "^($((7160 + s1))|$((7180 + s1))):" && fail "t1's rules left after stop"
+ns_exec "$C" ip rule show | gq -E "^($((7160 + s1))|$((7180 + s1))):" && fail "t1's rules left after stop"
 [ "$(tstate t2)" = connected ] || fail "t2 is '$(tstate t2)' after t1 stopped"
 via 198.19.102.1 "$PB" "$PA"
 via 2001:db8:102::1 "$PB" "$PA"

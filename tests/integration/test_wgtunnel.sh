@@ -53,7 +53,7 @@ pings "$C" 198.19.1.2 2001:db8:1::2 $P4 $P6
 hs1=$(wg_handshake "$S" "$WIF")
 [ -n "$hs1" ] && [ "$hs1" -gt 0 ] || fail "wireguard-go reports no handshake"
 pings "$S" 198.19.1.1 2001:db8:1::1
-ns_exec "$S" wg show "$WIF" endpoints | grep -q "$C4:$CPORT" || { ns_exec "$S" wg show "$WIF"; fail "wireguard-go did not learn C's endpoint"; }
+ns_exec "$S" wg show "$WIF" endpoints | gq "$C4:$CPORT" || { ns_exec "$S" wg show "$WIF"; fail "wireguard-go did not learn C's endpoint"; }
 echo "ok: handshake from C; ping v4/v6 both ways with wireguard-go on $WIF, wgtunnel on $IF"
 
 # 2. iperf3, both directions, v4 and v6.

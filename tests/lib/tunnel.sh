@@ -58,6 +58,10 @@ fail() {
 	exit 1
 }
 
+# grep -q in a pipeline under pipefail fails the pipeline when grep exits before the writer
+# is done (SIGPIPE): read everything instead.
+gq() { grep "$@" >/dev/null; }
+
 tun_setup() {
 	C=$(ns_add c) || fail "ns c"
 	S=$(ns_add s) || fail "ns s"
@@ -86,7 +90,7 @@ tun_peer_addrs() { # IF N
 	ip -n "$S" addr add "198.19.$n.2/24" dev "$ifc" || fail "addr on $ifc"
 	ip -n "$S" -6 addr add "2001:db8:$n::2/64" dev "$ifc" nodad || fail "addr6 on $ifc"
 	ip -n "$S" link set "$ifc" up || fail "$ifc up"
-	if ! ip -n "$S" addr show dev lo | grep -q "$P4"; then
+	if ! ip -n "$S" addr show dev lo | gq "$P4"; then
 		ip -n "$S" addr add "$P4/32" dev lo || fail "peer-only address"
 		ip -n "$S" -6 addr add "$P6/128" dev lo nodad || fail "peer-only address v6"
 	fi
