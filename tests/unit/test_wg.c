@@ -491,6 +491,20 @@ static void test_encrypt_inplace(void **state)
 	assert_int_equal(to.in4.sin_port, htons(1002));
 	assert_int_equal(wg_recv_udp(p->b.e, &p->a.addr, buf, out_len), 0);
 	assert_int_equal(p->b.in_len[p->b.n_in - 1], len);
+	/* From a read-only packet, and back without write_ip (the batch paths). */
+	{
+		uint8_t src[200], out[WG_HEADROOM + 200 + WG_OVERHEAD], *pkt;
+		size_t plen, before = p->b.n_in;
+
+		len = ipv4(src, "10.0.0.1", "10.0.0.2", 100, 9);
+		assert_int_equal(wg_encrypt_into(p->a.e, src, len, out, sizeof(out), &out_len, &to),
+				 0);
+		assert_int_equal(wg_decrypt_inplace(p->b.e, &p->a.addr, out, out_len, &pkt, &plen),
+				 1);
+		assert_int_equal(p->b.n_in, before);
+		assert_int_equal(plen, len);
+		assert_memory_equal(pkt, src, len);
+	}
 	pair_free(p);
 }
 
