@@ -26,6 +26,7 @@
 #include <netext/extension.h>
 #include <netext/filter.h>
 #include <netext/packet.h>
+#include <netext/tunnel.h>
 
 #include "lib-internal.h"
 #include "util.h"
@@ -43,6 +44,7 @@ struct registration {
 	struct ne_filter_ops fops; /* filter-data providers */
 	struct ne_dns_proxy_ops dops; /* dns-proxy providers */
 	struct ne_packet_filter_ops pops; /* filter-packet providers */
+	struct ne_tunnel_ops tops; /* packet-tunnel providers */
 	void *userdata;
 };
 
@@ -59,6 +61,8 @@ struct ne_provider {
 	struct nelib_dns *dns;       /* dns-proxy providers: queries held (dnsproxy.c) */
 	struct nelib_packet *packet; /* filter-packet providers: queues (packet.c); read by
 				      * resume on any thread, under live_lock */
+	struct nelib_tunnel *tunnel; /* packet-tunnel providers: device and requests
+				      * (tunnel.c); read by writers under live_lock */
 };
 
 struct ne_message {
@@ -289,6 +293,7 @@ static void provider_free(ne_provider *pv)
 	nelib_filter_free(pv->filter);
 	nelib_dns_free(pv->dns);
 	nelib_packet_free(pv->packet); /* joins the workers, which use pv */
+	nelib_tunnel_free(pv->tunnel); /* joins the packet threads, which use pv */
 	free(pv->config);
 	free(pv);
 }
@@ -395,6 +400,34 @@ struct nelib_packet *nelib_provider_packet_ref(ne_provider *pv)
 	return st;
 }
 
+struct nelib_tunnel *nelib_provider_tunnel(ne_provider *pv)
+{
+	if (pv->type != NE_PROVIDER_PACKET_TUNNEL || !(pv->started || pv->start_pending) ||
+	    pv->stop_pending)
+		return NULL;
+	return pv->tunnel;
+}
+
+struct nelib_tunnel *nelib_provider_tunnel_ref(ne_provider *pv)
+{
+	const ne_extension *e;
+	const ne_provider *q;
+	struct nelib_tunnel *st = NULL;
+	bool found = false;
+
+	pthread_mutex_lock(&live_lock);
+	for (e = live_exts; e && !found; e = e->next_live)
+		for (q = e->providers; q && !found; q = q->next)
+			if (q == pv) {
+				found = true;
+				st = pv->tunnel;
+				if (st)
+					nelib_tunnel_ref(st);
+			}
+	pthread_mutex_unlock(&live_lock);
+	return st;
+}
+
 /* --- handlers of daemon frames: each returns 0 or a protocol fault ---------------------- */
 
 static int on_welcome(ne_extension *ext, const uint8_t *p, size_t len)
@@ -463,6 +496,11 @@ static int on_start(ne_extension *ext, uint64_t id, const uint8_t *p, size_t len
 		nelib_options_free(opts);
 		r = -ENOMEM;
 	}
+	if (r == 0 && pv->type == NE_PROVIDER_PACKET_TUNNEL &&
+	    !(pv->tunnel = nelib_tunnel_new(pv, &reg->tops, reg->userdata))) {
+		nelib_options_free(opts);
+		r = -ENOMEM;
+	}
 	if (r < 0) {
 		provider_free(pv);
 		return send_start_done(ext, id, r, "libnetext: out of memory");
@@ -493,6 +531,10 @@ static int on_stop(ne_extension *ext, uint64_t id, const uint8_t *p, size_t len)
 	reg = &ext->regs[pv->type];
 	/* The packet handlers end before the stop callback frees what they use. */
 	nelib_packet_stop(pv->packet);
+	/* Requests still waiting fail first; their callbacks may complete the stop already. */
+	nelib_tunnel_stop(pv->tunnel, true);
+	if (!provider_live(pv))
+		return 0;
 	if (!reg->ops.stop)
 		return ne_provider_stop_done(pv);
 	/* Unknown reasons are passed on as they are: newer daemons may add some. */
@@ -534,6 +576,13 @@ static bool packet_result(const ne_extension *ext, uint64_t id)
 	return pv && pv->type == NE_PROVIDER_FILTER_PACKET;
 }
 
+static bool tunnel_result(const ne_extension *ext, uint64_t id)
+{
+	const ne_provider *pv = find_provider(ext, (uint32_t)(id >> 32));
+
+	return pv && pv->type == NE_PROVIDER_PACKET_TUNNEL;
+}
+
 static void close_fds(int *fds, size_t n)
 {
 	size_t i;
@@ -542,12 +591,16 @@ static void close_fds(int *fds, size_t n)
 		close(fds[i]);
 }
 
-/* Only PACKET_QUEUE carries fds; they are closed in every other case. */
+/* Only PACKET_QUEUE, TUNNEL_DEVICE and TUNNEL_SOCKET_FD carry fds; they are closed in
+ * every other case. */
 static int handle_frame(ne_extension *ext, const struct ne_msg_hdr *h, const uint8_t *p,
 			size_t len, int *fds, size_t nfds)
 {
 	if (h->type == NE_MSG_PACKET_QUEUE || (h->type == NE_MSG_RESULT && packet_result(ext, h->id)))
 		return nelib_packet_frame(ext, h, p, len, fds, nfds);
+	if (h->type == NE_MSG_TUNNEL_DEVICE || h->type == NE_MSG_TUNNEL_SOCKET_FD ||
+	    (h->type == NE_MSG_RESULT && tunnel_result(ext, h->id)))
+		return nelib_tunnel_frame(ext, h, p, len, fds, nfds);
 	if (nfds) {
 		close_fds(fds, nfds);
 		return -EBADMSG;
@@ -694,6 +747,19 @@ int nelib_register_packet(ne_extension *ext, const struct ne_provider_ops *ops,
 	return 0;
 }
 
+int nelib_register_tunnel(ne_extension *ext, const struct ne_provider_ops *ops,
+			  const struct ne_tunnel_ops *tunnel_ops, void *userdata)
+{
+	int r = ne_extension_register(ext, NE_PROVIDER_PACKET_TUNNEL, ops, userdata);
+
+	if (r < 0)
+		return r;
+	memcpy(&ext->regs[NE_PROVIDER_PACKET_TUNNEL].tops, tunnel_ops,
+	       NE_MIN((size_t)tunnel_ops->size, sizeof(struct ne_tunnel_ops)));
+	ext->regs[NE_PROVIDER_PACKET_TUNNEL].tops.size = sizeof(struct ne_tunnel_ops);
+	return 0;
+}
+
 int nelib_register_dns(ne_extension *ext, const struct ne_provider_ops *ops,
 		       const struct ne_dns_proxy_ops *dns_ops, void *userdata)
 {
@@ -813,8 +879,10 @@ static void stop_packets(ne_extension *ext)
 {
 	ne_provider *pv;
 
-	for (pv = ext->providers; pv; pv = pv->next)
+	for (pv = ext->providers; pv; pv = pv->next) {
 		nelib_packet_stop(pv->packet);
+		nelib_tunnel_stop(pv->tunnel, false);
+	}
 }
 
 /* Once the channel closed or faulted, every later call returns the same result. */

@@ -89,3 +89,29 @@ struct nelib_packet *nelib_provider_packet_ref(ne_provider *pv);
 /* Registers a filter-packet provider with packet_ops already checked by packet.c. */
 int nelib_register_packet(ne_extension *ext, const struct ne_provider_ops *ops,
 			  const struct ne_packet_filter_ops *packet_ops, void *userdata);
+
+/* tunnel.c: the packet-tunnel provider's device queues, packet threads and requests. */
+struct ne_tunnel_ops;
+struct nelib_tunnel;
+/* The state of a starting provider, holding one reference. NULL without memory. */
+struct nelib_tunnel *nelib_tunnel_new(ne_provider *pv, const struct ne_tunnel_ops *ops, void *userdata);
+/* Stops and joins the packet threads and closes the queues (dispatch thread; not from
+ * read_packets). Later writes fail with -ENOTCONN. With notify, the settings and socket
+ * requests still waiting get their done with -ECANCELED. NULL ok. */
+void nelib_tunnel_stop(struct nelib_tunnel *st, bool notify);
+/* Stops (without notifying), then drops the provider's reference. NULL ok. */
+void nelib_tunnel_free(struct nelib_tunnel *st);
+void nelib_tunnel_ref(struct nelib_tunnel *st);
+void nelib_tunnel_unref(struct nelib_tunnel *st);
+/* Handles TUNNEL_DEVICE, TUNNEL_SOCKET_FD and RESULT (for a packet-tunnel provider), taking
+ * the received fds in every case: 0 or a protocol fault. */
+int nelib_tunnel_frame(ne_extension *ext, const struct ne_msg_hdr *h, const uint8_t *p, size_t len,
+		       int *fds, size_t nfds);
+/* extension.c: the provider's tunnel state, NULL for other types and unless it has started
+ * or is starting and is not stopping (dispatch thread). */
+struct nelib_tunnel *nelib_provider_tunnel(ne_provider *pv);
+/* Any thread: the tunnel state of a live provider with a reference taken, or NULL. */
+struct nelib_tunnel *nelib_provider_tunnel_ref(ne_provider *pv);
+/* Registers a packet-tunnel provider with tunnel_ops already checked by tunnel.c. */
+int nelib_register_tunnel(ne_extension *ext, const struct ne_provider_ops *ops,
+			  const struct ne_tunnel_ops *tunnel_ops, void *userdata);

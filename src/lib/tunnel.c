@@ -1,0 +1,1017 @@
+/* libnetext, packet-tunnel provider (tunnel.h): settings, the TUN device's queues with one
+ * packet thread each, segmentation of the kernel's offloaded packets, writes, transport
+ * sockets, reasserting and cancel.
+ *
+ * Trust: as extension.c. netextd opens the TUN device and sends its queue fds; the kernel
+ * writes the packets and the vnet header in front of each. Both mean well, but every vnet
+ * header and IP header is still checked before it is used (a length that does not add up, an
+ * unknown GSO type, a checksum offset outside the packet): such a packet is dropped and
+ * counted, never handed to the provider half-made.
+ *
+ * Threads and locks. The dispatch thread creates, replaces and stops the queues and handles
+ * every frame; each queue's packet thread is the only reader of its fd and runs
+ * ops->read_packets; ne_tunnel_write_packets() may run on any thread and writes on the queue
+ * fds under the read side of the state's rwlock, which the dispatch thread takes for writing
+ * to swap or stop the queues, so a fd is never closed under a writer. The state is reference
+ * counted: writers take a reference under extension.c's live lock, so a provider freed
+ * meanwhile leaves the state alive until the write returns.
+ *
+ * Reading: poll (queue fd + a stop eventfd), then read until EAGAIN or BATCH_MAX reads into
+ * one preallocated buffer per thread; GSO packets are cut in place into that buffer (from the
+ * last segment backwards, each segment's output lies at or after its input), and
+ * read_packets gets the whole batch once. No allocation per packet.
+ *
+ * Writing: a queue per calling thread (each thread gets a slot number once, round robin;
+ * queue = slot % queues), so one thread's packets stay in order and threads do not share a
+ * queue when there are enough. The fds are non-blocking: a full queue drops the rest of the
+ * call and counts them. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/virtio_net.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <netext/tunnel.h>
+
+#include "lib-internal.h"
+#include "pkt.h"
+#include "util.h"
+
+#ifndef VIRTIO_NET_HDR_GSO_UDP_L4
+#define VIRTIO_NET_HDR_GSO_UDP_L4 5
+#endif
+
+#define VNET_HDR_LEN 10
+#define BATCH_MAX 64                      /* reads per batch */
+#define SEGS_MAX 1024                     /* packets per read_packets call */
+#define BUF_SIZE (1024 * 1024)            /* per packet thread */
+#define READ_MAX (VNET_HDR_LEN + PKT_MAX) /* room a read needs */
+#define TCP_FIN 0x01
+#define TCP_PSH 0x08
+#define TCP_CWR 0x80
+
+struct tqueue {
+	struct nelib_tunnel *st;
+	unsigned index;
+	int fd, stop_fd;
+	size_t vnet; /* 0 or VNET_HDR_LEN */
+	pthread_t thread;
+	bool thread_started;
+	/* The packet thread's. */
+	uint8_t *buf;
+	size_t used, n;
+	ne_tunnel_packet pkts[SEGS_MAX];
+};
+
+/* A settings or socket request waiting for the daemon's answer. */
+struct req {
+	struct req *next;
+	uint64_t id;
+	bool socket;
+	ne_tunnel_settings_done settings_done;
+	ne_tunnel_socket_done socket_done;
+	void *userdata;
+};
+
+struct nelib_tunnel {
+	atomic_int refs;
+	ne_provider *pv; /* outlives the packet threads: they are joined before it is freed */
+	struct ne_tunnel_ops ops;
+	void *userdata;
+	atomic_uint_fast64_t read_drops, write_drops;
+	/* Dispatch thread only. */
+	struct req *reqs;
+	bool settings_busy;
+	uint32_t next_id;
+	/* Guarded by lock: read by writers and ne_tunnel_interface_name on any thread. */
+	pthread_rwlock_t lock;
+	bool stopped;
+	unsigned count; /* queues of the device, 0 before it exists */
+	struct tqueue *queues[NE_WIRE_TUNNEL_QUEUES_MAX];
+	char ifname[IFNAMSIZ];
+	uint32_t ifindex, mtu, offloads;
+};
+
+static atomic_uint next_thread_slot;
+static _Thread_local unsigned thread_slot; /* 0: none yet */
+
+/* --- state ------------------------------------------------------------------------------- */
+
+struct nelib_tunnel *nelib_tunnel_new(ne_provider *pv, const struct ne_tunnel_ops *ops, void *userdata)
+{
+	struct nelib_tunnel *st = calloc(1, sizeof(*st));
+	pthread_rwlockattr_t a;
+	int r;
+
+	if (!st || pthread_rwlockattr_init(&a) != 0) {
+		free(st);
+		return NULL;
+	}
+	/* A stop must not wait behind a stream of writers. */
+	pthread_rwlockattr_setkind_np(&a, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	r = pthread_rwlock_init(&st->lock, &a);
+	pthread_rwlockattr_destroy(&a);
+	if (r != 0) {
+		free(st);
+		return NULL;
+	}
+	atomic_init(&st->refs, 1);
+	atomic_init(&st->read_drops, 0);
+	atomic_init(&st->write_drops, 0);
+	st->pv = pv;
+	st->ops = *ops;
+	st->userdata = userdata;
+	return st;
+}
+
+void nelib_tunnel_ref(struct nelib_tunnel *st)
+{
+	atomic_fetch_add(&st->refs, 1);
+}
+
+void nelib_tunnel_unref(struct nelib_tunnel *st)
+{
+	struct req *w;
+
+	if (!st || atomic_fetch_sub(&st->refs, 1) != 1)
+		return;
+	while ((w = st->reqs)) {
+		st->reqs = w->next;
+		free(w);
+	}
+	pthread_rwlock_destroy(&st->lock);
+	free(st);
+}
+
+/* --- checksums and segmentation ------------------------------------------------------------ */
+
+static void put16(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 8);
+	p[1] = (uint8_t)v;
+}
+
+static uint16_t get16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	put16(p, v >> 16);
+	put16(p + 2, v & 0xffff);
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+	return (uint32_t)get16(p) << 16 | get16(p + 2);
+}
+
+/* NEEDS_CSUM: the field at csum_start + csum_offset holds the pseudo-header sum; the
+ * checksum covers everything from csum_start on (as the kernel's skb_checksum_help). */
+static int complete_csum(uint8_t *p, size_t len, const struct virtio_net_hdr *h)
+{
+	size_t start = h->csum_start, off = h->csum_offset;
+	uint16_t c;
+
+	if (start >= len || off + 2 > len - start)
+		return -EBADMSG;
+	c = pkt_csum_fold(pkt_csum_add(0, p + start, len - start));
+	put16(p + start + off, c ? c : 0xffff);
+	return 0;
+}
+
+/* The fields every segment of one GSO packet starts from. */
+struct gso {
+	const struct pkt_info *pi;
+	size_t hlen, gso_size, nseg;
+	uint32_t addr_sum, seq;
+	uint16_t ip_id;
+	uint8_t flags;
+};
+
+static void fix_segment(uint8_t *d, size_t seglen, size_t k, const struct gso *g)
+{
+	const struct pkt_info *pi = g->pi;
+	size_t l4len = g->hlen - pi->l4_off + seglen, csum_off;
+	uint8_t *l4 = d + pi->l4_off, flags;
+	uint16_t c;
+
+	if (pi->family == AF_INET) {
+		put16(d + 2, (uint32_t)(g->hlen + seglen));
+		put16(d + 4, (uint16_t)(g->ip_id + k));
+		put16(d + 10, 0);
+		put16(d + 10, pkt_csum_fold(pkt_csum_add(0, d, (size_t)(d[0] & 0x0f) * 4)));
+	} else {
+		put16(d + 4, (uint32_t)(g->hlen - 40 + seglen));
+	}
+	if (pi->protocol == IPPROTO_TCP) {
+		put32(l4 + 4, g->seq + (uint32_t)(k * g->gso_size));
+		flags = g->flags;
+		if (k + 1 != g->nseg)
+			flags &= (uint8_t)~(TCP_FIN | TCP_PSH);
+		if (k != 0)
+			flags &= (uint8_t)~TCP_CWR;
+		l4[13] = flags;
+		csum_off = 16;
+	} else {
+		put16(l4 + 4, (uint32_t)l4len);
+		csum_off = 6;
+	}
+	put16(l4 + csum_off, 0);
+	c = pkt_csum_fold(pkt_csum_add(g->addr_sum + (uint32_t)l4len + pi->protocol, l4, l4len));
+	put16(l4 + csum_off, c || pi->protocol == IPPROTO_TCP ? c : 0xffff);
+}
+
+static bool gso_type_fits(uint8_t type, const struct pkt_info *pi)
+{
+	switch (type) {
+	case VIRTIO_NET_HDR_GSO_TCPV4:
+		return pi->family == AF_INET && pi->protocol == IPPROTO_TCP;
+	case VIRTIO_NET_HDR_GSO_TCPV6:
+		return pi->family == AF_INET6 && pi->protocol == IPPROTO_TCP;
+	case VIRTIO_NET_HDR_GSO_UDP_L4:
+		return pi->protocol == IPPROTO_UDP;
+	default:
+		return false; /* UFO (fragments) is never offered */
+	}
+}
+
+static void drop(struct tqueue *q)
+{
+	atomic_fetch_add_explicit(&q->st->read_drops, 1, memory_order_relaxed);
+}
+
+static void flush(struct tqueue *q)
+{
+	/* Registered through ne_extension_register() alone, a tunnel has no reader: drop. */
+	if (q->n && q->st->ops.read_packets)
+		q->st->ops.read_packets(q->st->pv, q->pkts, q->n, q->index, q->st->userdata);
+	q->n = 0;
+	q->used = 0;
+}
+
+static void add(struct tqueue *q, uint8_t *p, size_t len, int family)
+{
+	q->pkts[q->n++] = (ne_tunnel_packet){ .bytes = p, .len = len, .family = family };
+	q->used = (size_t)(p + len - q->buf);
+}
+
+/* Cuts the GSO packet p (at q->buf + q->used, just read) into segments in place. */
+static void segment(struct tqueue *q, uint8_t *p, size_t len, const struct virtio_net_hdr *h)
+{
+	struct pkt_info pi;
+	struct gso g = { .pi = &pi };
+	size_t payload, out, k, seglen;
+	uint8_t *d;
+
+	if (pkt_parse(p, len, false, &pi) < 0 || pi.fragment || !gso_type_fits(h->gso_type & ~VIRTIO_NET_HDR_GSO_ECN, &pi) ||
+	    !h->gso_size || pi.l4_hdr_len == 0) {
+		drop(q);
+		return;
+	}
+	g.hlen = pi.payload_off;
+	g.gso_size = h->gso_size;
+	payload = len - g.hlen;
+	g.nseg = payload ? (payload + g.gso_size - 1) / g.gso_size : 1;
+	out = len + (g.nseg - 1) * g.hlen;
+	if (g.nseg > SEGS_MAX || out > BUF_SIZE) {
+		drop(q);
+		return;
+	}
+	if (q->n + g.nseg > SEGS_MAX || (size_t)(p - q->buf) + out > BUF_SIZE) {
+		flush(q); /* the earlier packets lie before p: untouched */
+		memmove(q->buf, p, len);
+		p = q->buf;
+	}
+	g.addr_sum = pi.family == AF_INET ? pkt_csum_add(0, p + 12, 8) : pkt_csum_add(0, p + 8, 32);
+	g.ip_id = pi.family == AF_INET ? get16(p + 4) : 0;
+	if (pi.protocol == IPPROTO_TCP) {
+		g.seq = get32(p + pi.l4_off + 4);
+		g.flags = p[pi.l4_off + 13];
+	}
+	for (k = g.nseg; k-- > 0;) {
+		seglen = k + 1 == g.nseg ? payload - k * g.gso_size : g.gso_size;
+		d = p + k * (g.hlen + g.gso_size);
+		if (k) {
+			memmove(d + g.hlen, p + g.hlen + k * g.gso_size, seglen);
+			memcpy(d, p, g.hlen);
+		}
+		fix_segment(d, seglen, k, &g);
+		q->pkts[q->n + k] = (ne_tunnel_packet){ .bytes = d, .len = g.hlen + seglen, .family = pi.family };
+	}
+	q->n += g.nseg;
+	q->used = (size_t)(p - q->buf) + out;
+}
+
+static int family_of(const uint8_t *p, size_t len)
+{
+	if (len >= 20 && p[0] >> 4 == 4)
+		return AF_INET;
+	if (len >= 40 && p[0] >> 4 == 6)
+		return AF_INET6;
+	return 0;
+}
+
+/* One packet as read at q->buf + q->used, r bytes with the vnet header. */
+static void take(struct tqueue *q, size_t r)
+{
+	uint8_t *p = q->buf + q->used;
+	struct virtio_net_hdr h = { 0 };
+	size_t len = r;
+	int family;
+
+	if (q->vnet) {
+		if (len < q->vnet) {
+			drop(q);
+			return;
+		}
+		memcpy(&h, p, sizeof(h));
+		p += q->vnet;
+		len -= q->vnet;
+	}
+	family = family_of(p, len);
+	if (!family) {
+		drop(q);
+		return;
+	}
+	if (h.gso_type != VIRTIO_NET_HDR_GSO_NONE) {
+		segment(q, p, len, &h);
+		return;
+	}
+	if ((h.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) && complete_csum(p, len, &h) < 0) {
+		drop(q);
+		return;
+	}
+	add(q, p, len, family);
+}
+
+/* Reads until the queue is empty or BATCH_MAX packets were read, then hands the batch over.
+ * Returns 0, or -EPIPE / a negative errno when the fd is done. */
+static int read_batch(struct tqueue *q)
+{
+	size_t reads = 0;
+	ssize_t r;
+	int err = 0;
+
+	q->n = 0;
+	q->used = 0;
+	while (reads < BATCH_MAX) {
+		if (BUF_SIZE - q->used < READ_MAX || q->n == SEGS_MAX)
+			flush(q);
+		r = read(q->fd, q->buf + q->used, READ_MAX);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			err = errno == EAGAIN ? 0 : -errno;
+			break;
+		}
+		if (r == 0) {
+			err = -EPIPE;
+			break;
+		}
+		reads++;
+		take(q, (size_t)r);
+	}
+	flush(q);
+	return err;
+}
+
+static void *reader(void *arg)
+{
+	struct tqueue *q = arg;
+	struct pollfd p[2] = { { .fd = q->fd, .events = POLLIN }, { .fd = q->stop_fd, .events = POLLIN } };
+
+	for (;;) {
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (p[1].revents)
+			break;
+		if (p[0].revents & POLLNVAL)
+			break;
+		if (p[0].revents & (POLLIN | POLLERR | POLLHUP)) {
+			/* An error or hang-up without data: the device is gone. */
+			if (read_batch(q) < 0)
+				break;
+		}
+	}
+	return NULL;
+}
+
+/* --- queues ------------------------------------------------------------------------------- */
+
+static void close_fds(int *fds, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+}
+
+static void queue_free(struct tqueue *q)
+{
+	uint64_t one = 1;
+
+	if (!q)
+		return;
+	if (q->thread_started) {
+		if (write(q->stop_fd, &one, sizeof(one)) < 0) {
+			/* an eventfd write fails only at its maximum: it is readable then */
+		}
+		pthread_join(q->thread, NULL);
+	}
+	if (q->fd >= 0)
+		close(q->fd);
+	if (q->stop_fd >= 0)
+		close(q->stop_fd);
+	free(q->buf);
+	free(q);
+}
+
+/* Takes fd in every case. */
+static int queue_new(struct nelib_tunnel *st, unsigned index, int fd, size_t vnet, struct tqueue **ret_q)
+{
+	struct tqueue *q = calloc(1, sizeof(*q));
+	int fl;
+
+	if (!q) {
+		close(fd);
+		return -ENOMEM;
+	}
+	q->st = st;
+	q->index = index;
+	q->fd = fd;
+	q->vnet = vnet;
+	q->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	q->buf = malloc(BUF_SIZE);
+	fl = fcntl(fd, F_GETFL);
+	if (q->stop_fd < 0 || !q->buf || fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+		int r = q->buf ? ne_negerrno() : -ENOMEM;
+
+		queue_free(q);
+		return r;
+	}
+	*ret_q = q;
+	return 0;
+}
+
+/* Packet threads take no signals: the extension's handlers run on its own threads. */
+static int start_reader(struct tqueue *q)
+{
+	sigset_t all, old;
+	int r;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	r = -pthread_create(&q->thread, NULL, reader, q);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	q->thread_started = r == 0;
+	return r;
+}
+
+static void queues_free(struct tqueue **qs)
+{
+	size_t i;
+
+	for (i = 0; i < NE_WIRE_TUNNEL_QUEUES_MAX; i++)
+		queue_free(qs[i]);
+}
+
+/* --- frames from the daemon --------------------------------------------------------------- */
+
+static bool device_valid(const struct ne_msg_hdr *h, const struct ne_msg_tunnel_device *m, size_t nfds)
+{
+	return h->id == 0 && m->count >= 1 && m->count <= NE_WIRE_TUNNEL_QUEUES_MAX && nfds == m->count &&
+	       (m->vnet_hdr_len == 0 || m->vnet_hdr_len == VNET_HDR_LEN) && m->ifname.len >= 1 &&
+	       m->ifname.len < IFNAMSIZ && !memchr(m->ifname.p, '\0', m->ifname.len);
+}
+
+/* Installs the queues (replacing an earlier device's) and starts their threads before the
+ * settings' RESULT arrives. */
+static int install_device(struct nelib_tunnel *st, const struct ne_msg_tunnel_device *m, struct tqueue **qs)
+{
+	struct tqueue *old[NE_WIRE_TUNNEL_QUEUES_MAX];
+	unsigned i;
+	int r = 0;
+
+	pthread_rwlock_wrlock(&st->lock);
+	memcpy(old, st->queues, sizeof(old));
+	memcpy(st->queues, qs, sizeof(old));
+	st->count = m->count;
+	memcpy(st->ifname, m->ifname.p, m->ifname.len);
+	st->ifname[m->ifname.len] = '\0';
+	st->ifindex = m->ifindex;
+	st->mtu = m->mtu;
+	st->offloads = m->offloads;
+	pthread_rwlock_unlock(&st->lock);
+	queues_free(old);
+	for (i = 0; i < m->count && r == 0; i++)
+		r = start_reader(qs[i]);
+	return r;
+}
+
+static int on_device(ne_extension *ext, const struct ne_msg_hdr *h, const uint8_t *p, size_t len,
+		     int *fds, size_t nfds)
+{
+	struct tqueue *qs[NE_WIRE_TUNNEL_QUEUES_MAX] = { 0 };
+	struct ne_msg_tunnel_device m;
+	struct nelib_tunnel *st = NULL;
+	ne_provider *pv;
+	unsigned i;
+	int r;
+
+	if (ne_msg_tunnel_device_decode(p, len, &m) < 0 || !device_valid(h, &m, nfds)) {
+		close_fds(fds, nfds);
+		return -EBADMSG;
+	}
+	pv = nelib_find_provider(ext, m.provider);
+	if (pv && ne_provider_get_type(pv) != NE_PROVIDER_PACKET_TUNNEL)
+		r = -EPROTO;
+	else
+		r = pv && (st = nelib_provider_tunnel(pv)) ? 0 : 1; /* 1: stopped meanwhile */
+	if (r == 0 && st->count && st->count != m.count)
+		r = -EPROTO; /* the number of queues is fixed by the first device */
+	if (r != 0) {
+		close_fds(fds, nfds);
+		return r < 0 ? r : 0;
+	}
+	for (i = 0; i < m.count; i++) {
+		r = queue_new(st, i, fds[i], m.vnet_hdr_len, &qs[i]);
+		fds[i] = -1;
+		if (r < 0) {
+			close_fds(fds, nfds);
+			queues_free(qs);
+			return r;
+		}
+	}
+	return install_device(st, &m, qs);
+}
+
+static struct req *req_take(struct nelib_tunnel *st, uint64_t id, bool socket)
+{
+	struct req **pp, *w;
+
+	for (pp = &st->reqs; *pp; pp = &(*pp)->next)
+		if ((*pp)->id == id && (*pp)->socket == socket) {
+			w = *pp;
+			*pp = w->next;
+			return w;
+		}
+	return NULL;
+}
+
+static const char *text_of(const struct ne_msg_result *m, char *text)
+{
+	memcpy(text, m->message.p ? m->message.p : "", m->message.len);
+	text[m->message.len] = '\0';
+	return m->message.len ? text : NULL;
+}
+
+static int on_result(ne_extension *ext, uint64_t id, const uint8_t *p, size_t len)
+{
+	char text[NE_WIRE_STR_MAX + 1];
+	struct ne_msg_result m;
+	struct nelib_tunnel *st;
+	ne_provider *pv;
+	struct req *w;
+
+	if (ne_msg_result_decode(p, len, &m) < 0)
+		return -EBADMSG;
+	pv = nelib_find_provider(ext, (uint32_t)(id >> 32));
+	if (!pv || !(st = nelib_provider_tunnel(pv)))
+		return 0; /* stopped meanwhile */
+	w = req_take(st, id, false);
+	if (!w)
+		return -EPROTO;
+	st->settings_busy = false;
+	if (w->settings_done)
+		w->settings_done(pv, m.error, text_of(&m, text), w->userdata);
+	free(w);
+	return 0;
+}
+
+static int on_socket_fd(ne_extension *ext, uint64_t id, const uint8_t *p, size_t len, int *fds,
+			size_t nfds)
+{
+	char text[NE_WIRE_STR_MAX + 1];
+	struct ne_msg_result m;
+	struct nelib_tunnel *st;
+	ne_provider *pv;
+	struct req *w;
+
+	if (ne_msg_result_decode(p, len, &m) < 0 || m.error > 0 || (m.error == 0) != (nfds == 1)) {
+		close_fds(fds, nfds);
+		return -EBADMSG;
+	}
+	pv = nelib_find_provider(ext, (uint32_t)(id >> 32));
+	if (!pv || !(st = nelib_provider_tunnel(pv))) {
+		close_fds(fds, nfds);
+		return 0; /* stopped meanwhile: its request was failed already */
+	}
+	w = req_take(st, id, true);
+	if (!w) {
+		close_fds(fds, nfds);
+		return -EPROTO;
+	}
+	if (m.error == 0)
+		w->socket_done(pv, fds[0], 0, NULL, w->userdata);
+	else
+		w->socket_done(pv, -1, m.error, text_of(&m, text), w->userdata);
+	free(w);
+	return 0;
+}
+
+int nelib_tunnel_frame(ne_extension *ext, const struct ne_msg_hdr *h, const uint8_t *p, size_t len,
+		       int *fds, size_t nfds)
+{
+	switch (h->type) {
+	case NE_MSG_TUNNEL_DEVICE:
+		return on_device(ext, h, p, len, fds, nfds);
+	case NE_MSG_TUNNEL_SOCKET_FD:
+		return on_socket_fd(ext, h->id, p, len, fds, nfds);
+	case NE_MSG_RESULT:
+		if (nfds) {
+			close_fds(fds, nfds);
+			return -EBADMSG;
+		}
+		return on_result(ext, h->id, p, len);
+	default:
+		close_fds(fds, nfds);
+		return -EPROTO;
+	}
+}
+
+/* --- stop ----------------------------------------------------------------------------------- */
+
+/* Fails the requests still waiting with -ECANCELED. A callback may end the provider (stop
+ * done): the rest are then freed without a call. */
+static void fail_requests(struct nelib_tunnel *st)
+{
+	ne_provider *pv = st->pv;
+	struct req *w;
+
+	nelib_tunnel_ref(st);
+	while ((w = st->reqs)) {
+		st->reqs = w->next;
+		st->settings_busy = false;
+		if (nelib_provider_live(pv)) {
+			if (w->socket)
+				w->socket_done(pv, -1, -ECANCELED, "the tunnel stopped", w->userdata);
+			else if (w->settings_done)
+				w->settings_done(pv, -ECANCELED, "the tunnel stopped", w->userdata);
+		}
+		free(w);
+	}
+	nelib_tunnel_unref(st);
+}
+
+void nelib_tunnel_stop(struct nelib_tunnel *st, bool notify)
+{
+	struct tqueue *qs[NE_WIRE_TUNNEL_QUEUES_MAX];
+
+	if (!st)
+		return;
+	pthread_rwlock_wrlock(&st->lock);
+	st->stopped = true;
+	memcpy(qs, st->queues, sizeof(qs));
+	memset(st->queues, 0, sizeof(st->queues));
+	pthread_rwlock_unlock(&st->lock);
+	queues_free(qs);
+	if (notify)
+		fail_requests(st);
+}
+
+void nelib_tunnel_free(struct nelib_tunnel *st)
+{
+	nelib_tunnel_stop(st, false);
+	nelib_tunnel_unref(st);
+}
+
+/* --- settings ----------------------------------------------------------------------------- */
+
+static int list_to_wire(const char *const *in, size_t n, size_t max, struct ne_view *out, uint16_t *ret_n)
+{
+	size_t i, l;
+
+	if (n && !in)
+		return -EINVAL;
+	if (n > max)
+		return -E2BIG;
+	for (i = 0; i < n; i++) {
+		if (!in[i])
+			return -EINVAL;
+		l = strlen(in[i]);
+		if (l == 0 || l > NE_WIRE_STR_MAX)
+			return -EINVAL;
+		out[i] = (struct ne_view){ in[i], l };
+	}
+	*ret_n = (uint16_t)n;
+	return 0;
+}
+
+static int settings_to_wire(const struct ne_tunnel_settings *in, struct ne_msg_tunnel_settings *m)
+{
+	struct ne_tunnel_settings s;
+	int r;
+
+	memset(&s, 0, sizeof(s));
+	if (in->size < offsetof(struct ne_tunnel_settings, queues) + sizeof(in->queues))
+		return -EINVAL;
+	memcpy(&s, in, NE_MIN((size_t)in->size, sizeof(s)));
+	if (s.queues > NE_WIRE_TUNNEL_QUEUES_MAX || s.mtu > PKT_MAX || s.tunnel_overhead > PKT_MAX)
+		return -EINVAL;
+	if (s.remote_address && strlen(s.remote_address) > NE_WIRE_STR_MAX)
+		return -EINVAL;
+	m->flags = (uint8_t)((s.include_all_networks ? NE_TUNNEL_F_INCLUDE_ALL : 0) |
+			     (s.exclude_local_networks ? NE_TUNNEL_F_EXCLUDE_LOCAL : 0) |
+			     (s.enforce_routes ? NE_TUNNEL_F_ENFORCE_ROUTES : 0));
+	m->remote_address = (struct ne_view){ s.remote_address ? s.remote_address : "",
+					      s.remote_address ? strlen(s.remote_address) : 0 };
+	m->mtu = s.mtu;
+	m->overhead = s.tunnel_overhead;
+	m->queues = s.queues;
+	r = list_to_wire(s.addresses, s.n_addresses, NE_WIRE_TUNNEL_ADDRESSES_MAX, m->addresses, &m->n_addresses);
+	if (r == 0)
+		r = list_to_wire(s.included_routes, s.n_included_routes, NE_WIRE_TUNNEL_ROUTES_MAX, m->included,
+				 &m->n_included);
+	if (r == 0)
+		r = list_to_wire(s.excluded_routes, s.n_excluded_routes, NE_WIRE_TUNNEL_ROUTES_MAX, m->excluded,
+				 &m->n_excluded);
+	if (r == 0)
+		r = list_to_wire(s.dns_servers, s.n_dns_servers, NE_WIRE_TUNNEL_DNS_MAX, m->dns, &m->n_dns);
+	if (r == 0)
+		r = list_to_wire(s.search_domains, s.n_search_domains, NE_WIRE_TUNNEL_SEARCH_MAX, m->search,
+				 &m->n_search);
+	if (r == 0)
+		r = list_to_wire(s.match_domains, s.n_match_domains, NE_WIRE_TUNNEL_MATCH_MAX, m->match,
+				 &m->n_match);
+	return r;
+}
+
+static int send_settings(ne_provider *pv, const struct ne_tunnel_settings *s, unsigned count, uint64_t id)
+{
+	struct ne_msg_tunnel_settings *m = calloc(1, sizeof(*m)); /* ~21 KiB: not on the stack */
+	ne_extension *ext = ne_provider_extension(pv);
+	struct ne_wbuf b;
+	int r;
+
+	if (!m)
+		return -ENOMEM;
+	m->provider = nelib_provider_handle(pv);
+	r = s ? settings_to_wire(s, m) : 0;
+	if (!s)
+		m->flags = NE_TUNNEL_F_CLEAR;
+	if (r == 0 && count && m->queues && m->queues != count)
+		r = -EINVAL; /* fixed by the first settings */
+	if (r == 0) {
+		b = nelib_wbuf(ext);
+		r = ne_msg_tunnel_settings_encode(&b, id, m);
+		if (r == -EMSGSIZE)
+			r = -E2BIG;
+	}
+	free(m);
+	return r < 0 ? r : nelib_send(ext, r);
+}
+
+/* Ids carry the provider handle, so an answer finds its provider without a search. */
+static uint64_t next_id(struct nelib_tunnel *st)
+{
+	return (uint64_t)nelib_provider_handle(st->pv) << 32 | ++st->next_id;
+}
+
+static int req_new(struct nelib_tunnel *st, bool socket, struct req **ret)
+{
+	struct req *w = calloc(1, sizeof(*w));
+
+	if (!w)
+		return -ENOMEM;
+	w->id = next_id(st);
+	w->socket = socket;
+	*ret = w;
+	return 0;
+}
+
+static void req_add(struct nelib_tunnel *st, struct req *w)
+{
+	w->next = st->reqs;
+	st->reqs = w;
+}
+
+static struct nelib_tunnel *tunnel_of(ne_provider *pv)
+{
+	return nelib_provider_live(pv) ? nelib_provider_tunnel(pv) : NULL;
+}
+
+int ne_tunnel_set_network_settings(ne_provider *provider, const struct ne_tunnel_settings *settings,
+				   ne_tunnel_settings_done done, void *userdata)
+{
+	struct nelib_tunnel *st = tunnel_of(provider);
+	unsigned count;
+	struct req *w;
+	int r;
+
+	if (!st)
+		return -EINVAL;
+	if (st->settings_busy)
+		return -EBUSY;
+	pthread_rwlock_rdlock(&st->lock);
+	count = st->count;
+	pthread_rwlock_unlock(&st->lock);
+	r = req_new(st, false, &w);
+	if (r < 0)
+		return r;
+	w->settings_done = done;
+	w->userdata = userdata;
+	r = send_settings(provider, settings, count, w->id);
+	if (r < 0) {
+		free(w);
+		return r;
+	}
+	req_add(st, w);
+	st->settings_busy = true;
+	return 0;
+}
+
+/* --- writing -------------------------------------------------------------------------------- */
+
+static bool packet_valid(const ne_tunnel_packet *pk)
+{
+	int family;
+
+	if (!pk->bytes || pk->len > PKT_MAX)
+		return false;
+	family = family_of(pk->bytes, pk->len);
+	return family && (pk->family == 0 || pk->family == family);
+}
+
+static unsigned my_slot(void)
+{
+	if (!thread_slot)
+		thread_slot = atomic_fetch_add_explicit(&next_thread_slot, 1, memory_order_relaxed) + 1;
+	return thread_slot - 1;
+}
+
+/* Lock held for reading. Malformed packets after the first are dropped; a full queue drops
+ * the rest. */
+static int write_locked(struct nelib_tunnel *st, const ne_tunnel_packet *packets, size_t n)
+{
+	static const uint8_t zeros[VNET_HDR_LEN];
+	struct tqueue *q = st->queues[my_slot() % st->count];
+	struct iovec iov[2] = { { (void *)zeros, q->vnet } };
+	uint64_t dropped = 0;
+	size_t i;
+	ssize_t r;
+	int written = 0;
+
+	for (i = 0; i < n; i++) {
+		if (!packet_valid(&packets[i])) {
+			dropped++;
+			continue;
+		}
+		iov[1] = (struct iovec){ (void *)packets[i].bytes, packets[i].len };
+		do
+			r = writev(q->fd, q->vnet ? iov : iov + 1, q->vnet ? 2 : 1);
+		while (r < 0 && errno == EINTR);
+		if (r >= 0) {
+			written++;
+		} else if (errno == EAGAIN || errno == ENOBUFS) {
+			dropped += n - i;
+			break;
+		} else {
+			dropped++;
+		}
+	}
+	if (dropped)
+		atomic_fetch_add_explicit(&st->write_drops, dropped, memory_order_relaxed);
+	return written;
+}
+
+int ne_tunnel_write_packets(ne_provider *provider, const ne_tunnel_packet *packets, size_t n)
+{
+	struct nelib_tunnel *st;
+	int r;
+
+	if (n == 0)
+		return 0;
+	if (!packets || !packet_valid(&packets[0]))
+		return -EINVAL;
+	if (n > INT_MAX)
+		n = INT_MAX;
+	st = nelib_provider_tunnel_ref(provider);
+	if (!st)
+		return -ENOTCONN;
+	pthread_rwlock_rdlock(&st->lock);
+	r = st->stopped || !st->count ? -ENOTCONN : write_locked(st, packets, n);
+	pthread_rwlock_unlock(&st->lock);
+	nelib_tunnel_unref(st);
+	return r;
+}
+
+/* The name lives as long as the provider: stop clears nothing but the queues. */
+const char *ne_tunnel_interface_name(const ne_provider *provider)
+{
+	struct nelib_tunnel *st = nelib_provider_tunnel_ref((ne_provider *)provider);
+	const char *name = NULL;
+
+	if (!st)
+		return NULL;
+	pthread_rwlock_rdlock(&st->lock);
+	if (st->ifname[0])
+		name = st->ifname;
+	pthread_rwlock_unlock(&st->lock);
+	nelib_tunnel_unref(st);
+	return name;
+}
+
+/* --- state, cancel, sockets ------------------------------------------------------------------ */
+
+int ne_tunnel_set_reasserting(ne_provider *provider, bool reasserting)
+{
+	struct ne_msg_tunnel_state m = { .reasserting = reasserting };
+	ne_extension *ext;
+	struct ne_wbuf b;
+
+	if (!tunnel_of(provider))
+		return -EINVAL;
+	ext = ne_provider_extension(provider);
+	m.provider = nelib_provider_handle(provider);
+	b = nelib_wbuf(ext);
+	return nelib_send(ext, ne_msg_tunnel_state_encode(&b, &m));
+}
+
+int ne_tunnel_cancel(ne_provider *provider, int error, const char *message)
+{
+	char text[NE_WIRE_STR_MAX + 1];
+	struct ne_msg_tunnel_cancel m = { .error = error, .message = { text, 0 } };
+	ne_extension *ext;
+	struct ne_wbuf b;
+
+	if (!tunnel_of(provider) || error > 0 || error < -4095)
+		return -EINVAL;
+	ext = ne_provider_extension(provider);
+	m.provider = nelib_provider_handle(provider);
+	m.message.len = nelib_sanitize(text, message ? message : "", NE_WIRE_STR_MAX);
+	b = nelib_wbuf(ext);
+	return nelib_send(ext, ne_msg_tunnel_cancel_encode(&b, &m));
+}
+
+int ne_tunnel_open_socket(ne_provider *provider, int family, int protocol, uint16_t port,
+			  ne_tunnel_socket_done done, void *userdata)
+{
+	struct nelib_tunnel *st = tunnel_of(provider);
+	struct ne_msg_tunnel_socket m = { .protocol = (uint8_t)protocol, .port = port };
+	ne_extension *ext;
+	struct ne_wbuf b;
+	struct req *w;
+	int r;
+
+	if (!st || !done || (protocol != IPPROTO_UDP && protocol != IPPROTO_TCP))
+		return -EINVAL;
+	if (family == AF_INET)
+		m.family = 4;
+	else if (family == AF_INET6)
+		m.family = 6;
+	else if (family != AF_UNSPEC)
+		return -EINVAL;
+	r = req_new(st, true, &w);
+	if (r < 0)
+		return r;
+	w->socket_done = done;
+	w->userdata = userdata;
+	ext = ne_provider_extension(provider);
+	m.provider = nelib_provider_handle(provider);
+	b = nelib_wbuf(ext);
+	r = nelib_send(ext, ne_msg_tunnel_socket_encode(&b, w->id, &m));
+	if (r < 0) {
+		free(w);
+		return r;
+	}
+	req_add(st, w);
+	return 0;
+}
+
+/* --- registration ---------------------------------------------------------------------------- */
+
+int ne_extension_register_packet_tunnel(ne_extension *ext, const struct ne_provider_ops *ops,
+					const struct ne_tunnel_ops *tunnel_ops, void *userdata)
+{
+	/* The first table ever published is this one: later headers may only append. */
+	if (!ext || !tunnel_ops || tunnel_ops->size < sizeof(struct ne_tunnel_ops) || !tunnel_ops->read_packets)
+		return -EINVAL;
+	return nelib_register_tunnel(ext, ops, tunnel_ops, userdata);
+}
