@@ -1073,8 +1073,8 @@ void tunnel_provider_gone(struct daemon *d, const char *config, const char *why)
 	if (!t || (!t->ext && t->state == T_DISCONNECTED))
 		return;
 	log_info("tunnel %s: provider gone (%s): removing device, routes, rules, DNS", config, why);
-	if (strcmp(why, "provider stopped") && strcmp(why, "user-initiated") && !t->last_errno &&
-	    t->state != T_DISCONNECTING)
+	/* A provider that went away without being asked to: the extension died. */
+	if (strcmp(why, "provider stopped") && t->state != T_DISCONNECTING)
 		record_error(t, -ECONNRESET, "%s", why);
 	teardown(d, t);
 	set_state(t, T_DISCONNECTED);
