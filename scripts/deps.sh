@@ -8,6 +8,7 @@ BUILD_PKGS=(
   libsystemd-dev libmnl-dev libnftnl-dev libnetfilter-queue-dev
   libsqlite3-dev libseccomp-dev libjansson-dev libcmocka-dev
   libsodium-dev libinih-dev libnetfilter-conntrack-dev
+  libb2-dev
 )
 RUN_PKGS=(iproute2 nftables util-linux procps psmisc)
 # demo/demo.sh's web client and DNS server (its content filter part), and its tunnel's peer.

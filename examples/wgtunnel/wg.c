@@ -730,18 +730,26 @@ int wg_encrypt_inplace(struct wg_engine *e, uint8_t *buf, size_t cap, size_t len
 	return 0;
 }
 
+int wg_encrypt_into(struct wg_engine *e, const uint8_t *pkt, size_t len, uint8_t *out,
+		    size_t cap, size_t *ret_len, struct wg_endpoint *ret_to)
+{
+	if (len > MAX_PACKET || cap < WG_HEADROOM + len) {
+		count(e, NULL, CNT(drop_malformed), 1);
+		return len > MAX_PACKET ? -EINVAL : -ENOBUFS;
+	}
+	/* One copy of the plaintext: the padding must follow it, and the AEAD then works in
+	 * place. Copying costs a tenth of ChaCha20-Poly1305 over the same bytes. */
+	memcpy(out + WG_HEADROOM, pkt, len);
+	return wg_encrypt_inplace(e, out, cap, len, ret_len, ret_to);
+}
+
 int wg_send_ip(struct wg_engine *e, const uint8_t *pkt, size_t len)
 {
 	struct wg_endpoint to;
 	size_t out_len;
 	int r;
 
-	if (len > MAX_PACKET) {
-		count(e, NULL, CNT(drop_malformed), 1);
-		return -EINVAL;
-	}
-	memcpy(tls_buf + WG_HEADROOM, pkt, len);
-	r = wg_encrypt_inplace(e, tls_buf, sizeof(tls_buf), len, &out_len, &to);
+	r = wg_encrypt_into(e, pkt, len, tls_buf, sizeof(tls_buf), &out_len, &to);
 	if (r == -EAGAIN)
 		return 0;
 	if (r < 0)
@@ -1027,8 +1035,9 @@ out:
 	return r;
 }
 
-/* A decrypted packet: a keepalive, or an IP packet whose source the peer may use. */
-static int deliver(struct peer *p, uint8_t *pkt, size_t len, uint64_t now)
+/* A decrypted packet: a keepalive (0), or an IP packet whose source the peer may use (1,
+ * with its length without padding in *ret_len). */
+static int deliver(struct peer *p, uint8_t *pkt, size_t len, uint64_t now, size_t *ret_len)
 {
 	struct wg_engine *e = p->e;
 	struct ip_info ip;
@@ -1052,13 +1061,12 @@ static int deliver(struct peer *p, uint8_t *pkt, size_t len, uint64_t now)
 	}
 	count(e, p, CNT(rx_packets), 1);
 	count(e, p, CNT(rx_bytes), ip.len);
-	if (e->cb.write_ip)
-		e->cb.write_ip(e->ud, pkt, ip.len);
-	return 0;
+	*ret_len = ip.len;
+	return 1;
 }
 
 static int rx_data(struct wg_engine *e, const struct wg_endpoint *from, uint8_t *buf,
-		   size_t len, uint64_t now)
+		   size_t len, uint64_t now, size_t *ret_len)
 {
 	struct peer *p = idx_lookup(e, wg_get_le32(buf + 4));
 	struct rx_result res;
@@ -1085,10 +1093,11 @@ static int rx_data(struct wg_engine *e, const struct wg_endpoint *from, uint8_t 
 	    since(now, res.birth) >= REJECT_AFTER_TIME - KEEPALIVE_TIMEOUT - REKEY_TIMEOUT &&
 	    !atomic_exchange(&p->lastminute_rekey, true))
 		initiate(p, now, false);
-	return deliver(p, buf + WG_DATA_HDR, len - WG_DATA_HDR - WG_TAG_LEN, now);
+	return deliver(p, buf + WG_DATA_HDR, len - WG_DATA_HDR - WG_TAG_LEN, now, ret_len);
 }
 
-int wg_recv_udp(struct wg_engine *e, const struct wg_endpoint *from, uint8_t *buf, size_t len)
+int wg_decrypt_inplace(struct wg_engine *e, const struct wg_endpoint *from, uint8_t *buf,
+		       size_t len, uint8_t **ret_pkt, size_t *ret_len)
 {
 	uint64_t now;
 
@@ -1109,10 +1118,22 @@ int wg_recv_udp(struct wg_engine *e, const struct wg_endpoint *from, uint8_t *bu
 	case WG_MSG_DATA:
 		if (len < WG_DATA_HDR + WG_TAG_LEN)
 			break;
-		return rx_data(e, from, buf, len, now);
+		*ret_pkt = buf + WG_DATA_HDR;
+		return rx_data(e, from, buf, len, now, ret_len);
 	}
 	count(e, NULL, CNT(drop_malformed), 1);
 	return -EINVAL;
+}
+
+int wg_recv_udp(struct wg_engine *e, const struct wg_endpoint *from, uint8_t *buf, size_t len)
+{
+	uint8_t *pkt;
+	size_t plen;
+	int r = wg_decrypt_inplace(e, from, buf, len, &pkt, &plen);
+
+	if (r == 1 && e->cb.write_ip)
+		e->cb.write_ip(e->ud, pkt, plen);
+	return r < 0 ? r : 0;
 }
 
 /* ---- timers --------------------------------------------------------------------------- */

@@ -136,10 +136,23 @@ int wg_send_ip(struct wg_engine *e, const uint8_t *pkt, size_t len);
 int wg_encrypt_inplace(struct wg_engine *e, uint8_t *buf, size_t cap, size_t len,
 		       size_t *ret_len, struct wg_endpoint *ret_to);
 
+/* The same from a read-only packet (a provider's read_packets batch): pkt is copied into
+ * out (cap bytes, at least len + WG_OVERHEAD) and encrypted there; the datagram is
+ * out[0..*ret_len). Returns as wg_encrypt_inplace. */
+int wg_encrypt_into(struct wg_engine *e, const uint8_t *pkt, size_t len, uint8_t *out,
+		    size_t cap, size_t *ret_len, struct wg_endpoint *ret_to);
+
 /* A datagram from the UDP socket. buf is decrypted in place (it is modified). Results go to
  * write_ip (packets) and send_udp (handshake replies, queued packets). Returns 0 or a
  * negative errno saying why it was dropped (counted either way). */
 int wg_recv_udp(struct wg_engine *e, const struct wg_endpoint *from, uint8_t *buf, size_t len);
+
+/* The batch path of wg_recv_udp: the same checks and replies, but a decrypted packet is
+ * returned instead of passed to write_ip, so the caller can write several at once. Returns
+ * 1 with the packet at *ret_pkt (inside buf, *ret_len bytes), 0 when the datagram was
+ * consumed (handshake, cookie, keepalive), or a negative errno when it was dropped. */
+int wg_decrypt_inplace(struct wg_engine *e, const struct wg_endpoint *from, uint8_t *buf,
+		       size_t len, uint8_t **ret_pkt, size_t *ret_len);
 
 /* Timers: retransmissions, keepalives, rekeying, key expiry, cookie secret rotation.
  * Call every 100–250 ms with the same clock as cb->now. */

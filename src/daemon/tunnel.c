@@ -1073,8 +1073,8 @@ void tunnel_provider_gone(struct daemon *d, const char *config, const char *why)
 	if (!t || (!t->ext && t->state == T_DISCONNECTED))
 		return;
 	log_info("tunnel %s: provider gone (%s): removing device, routes, rules, DNS", config, why);
-	if (strcmp(why, "provider stopped") && strcmp(why, "user-initiated") && !t->last_errno &&
-	    t->state != T_DISCONNECTING)
+	/* A provider that went away without being asked to: the extension died. */
+	if (strcmp(why, "provider stopped") && t->state != T_DISCONNECTING)
 		record_error(t, -ECONNRESET, "%s", why);
 	teardown(d, t);
 	set_state(t, T_DISCONNECTED);
@@ -1145,8 +1145,8 @@ static json_t *tunnel_json(struct tunnel *t)
 		json_array_append_new(apps, json_string(t->apps[i]));
 	if (t->ifindex && T->rt)
 		dp_route_link_stats(T->rt, t->ifindex, &st);
-	o = json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:I, s:I, s:I, s:I, s:b, s:b, s:o, s:o}",
-		      "configuration", t->config, "extension", t->extension, "state", tstate_names[t->state],
+	o = json_pack("{s:s, s:s, s:s, s:s, s:I, s:s, s:s, s:I, s:I, s:I, s:I, s:b, s:b, s:o, s:o}",
+		      "name", t->config, "configuration", t->config, "extension", t->extension, "state", tstate_names[t->state],
 		      "since_ms", (json_int_t)t->since, "interface", t->ifname,
 		      "offloads", t->offloads & TUN_F_USO4 ? "csum,tso4,tso6,uso4,uso6" :
 				  t->offloads ? "csum,tso4,tso6" : "",
@@ -1192,7 +1192,8 @@ static int status_cb(const struct store_config *c, void *ud)
 		ne_strscpy(t->extension, c->extension, sizeof(t->extension));
 		json_array_append_new(w->a, tunnel_json(t));
 	} else {
-		json_array_append_new(w->a, json_pack("{s:s, s:s, s:s, s:o}", "configuration", c->name,
+		json_array_append_new(w->a, json_pack("{s:s, s:s, s:s, s:s, s:o}", "name", c->name,
+						      "configuration", c->name,
 						      "extension", c->extension, "state",
 						      tstate_names[T_DISCONNECTED], "last_error", json_null()));
 	}

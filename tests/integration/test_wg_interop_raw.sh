@@ -61,9 +61,13 @@ start_wgraw() {
 	ip -n "$A" link set "$TUN" up mtu 1420 || fail "$TUN up"
 }
 
+# A clean exit on SIGTERM (and, in the sanitizer build, no leaks or errors).
 stop_wgraw() {
+	local rc
 	kill -TERM "$WGRAW_PID" 2>/dev/null
 	wait "$WGRAW_PID" 2>/dev/null
+	rc=$?
+	[ "$rc" = 0 ] || { tail -n 30 "$T/wgraw.log"; fail "wgraw exited with $rc"; }
 }
 
 # wgraw's status (counters, endpoint) into its log; echoes the log.

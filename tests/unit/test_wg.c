@@ -4,13 +4,17 @@
  * to each other in memory under a clock the test moves: handshakes, transport, cookies,
  * rekeying, keepalives and the drop counters. */
 #include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <arpa/inet.h>
@@ -491,6 +495,20 @@ static void test_encrypt_inplace(void **state)
 	assert_int_equal(to.in4.sin_port, htons(1002));
 	assert_int_equal(wg_recv_udp(p->b.e, &p->a.addr, buf, out_len), 0);
 	assert_int_equal(p->b.in_len[p->b.n_in - 1], len);
+	/* From a read-only packet, and back without write_ip (the batch paths). */
+	{
+		uint8_t src[200], out[WG_HEADROOM + 200 + WG_OVERHEAD], *pkt;
+		size_t plen, before = p->b.n_in;
+
+		len = ipv4(src, "10.0.0.1", "10.0.0.2", 100, 9);
+		assert_int_equal(wg_encrypt_into(p->a.e, src, len, out, sizeof(out), &out_len, &to),
+				 0);
+		assert_int_equal(wg_decrypt_inplace(p->b.e, &p->a.addr, out, out_len, &pkt, &plen),
+				 1);
+		assert_int_equal(p->b.n_in, before);
+		assert_int_equal(plen, len);
+		assert_memory_equal(pkt, src, len);
+	}
 	pair_free(p);
 }
 
@@ -808,6 +826,128 @@ static void test_keys_zeroed(void **state)
 	pair_free(p);
 }
 
+/* ---- threads ------------------------------------------------------------------------- */
+
+/* A and B wired back to back: a datagram is handed to the other engine at once, from the
+ * sending thread (copied first, as a socket would). Several threads send from A, one from
+ * B, and a ticker moves the clock fast enough to force rekeying under traffic. */
+#define T_SENDERS 4
+#define T_PACKETS 3000
+
+static _Atomic uint64_t t_clock = 1000 * NSEC;
+static _Atomic uint64_t t_delivered[2];
+static struct wg_engine *t_engines[2];
+static atomic_bool t_stop;
+
+static uint64_t t_now(void *ud)
+{
+	return atomic_load(&t_clock);
+}
+
+static void t_send(void *ud, const struct wg_endpoint *to, const uint8_t *buf, size_t len)
+{
+	int self = (int)(intptr_t)ud;
+	uint8_t copy[2048];
+	struct wg_endpoint from = { 0 };
+
+	assert_true(len <= sizeof(copy));
+	memcpy(copy, buf, len);
+	set_addr(&from, self ? "192.0.2.2" : "192.0.2.1", (uint16_t)(1001 + self));
+	wg_recv_udp(t_engines[!self], &from, copy, len);
+}
+
+static void t_write(void *ud, uint8_t *pkt, size_t len)
+{
+	atomic_fetch_add(&t_delivered[(intptr_t)ud], 1);
+}
+
+static const struct wg_callbacks t_callbacks = {
+	.size = sizeof(struct wg_callbacks), .now = t_now, .realtime = cb_realtime,
+	.send_udp = t_send, .write_ip = t_write,
+};
+
+static void *t_sender(void *arg)
+{
+	int self = (int)(intptr_t)arg;
+	uint8_t pkt[200];
+	size_t len = ipv4(pkt, self ? "10.0.0.2" : "10.0.0.1", self ? "10.0.0.1" : "10.0.0.2",
+			  100, 0x5a);
+
+	for (int i = 0; i < T_PACKETS; i++)
+		wg_send_ip(t_engines[self], pkt, len);
+	return NULL;
+}
+
+static void *t_ticker(void *arg)
+{
+	while (!atomic_load(&t_stop)) {
+		uint64_t now = atomic_fetch_add(&t_clock, NSEC / 2) + NSEC / 2;
+
+		wg_tick(t_engines[0], now);
+		wg_tick(t_engines[1], now);
+		usleep(200);
+	}
+	return NULL;
+}
+
+static void test_threads(void **state)
+{
+	struct pair *p = pair_new(0);
+	pthread_t senders[T_SENDERS + 1], ticker;
+	struct wg_counters ca, cb;
+
+	/* Reuse pair_new's keys and configuration, with the threaded callbacks. */
+	wg_engine_free(p->a.e);
+	wg_engine_free(p->b.e);
+	{
+		struct wg_allowedip aip_b, aip_a;
+		struct wg_peer_config pa = { 0 }, pb = { 0 };
+		struct wg_config ca_ = { .peers = &pa, .n_peers = 1 }, cb_ = { .peers = &pb, .n_peers = 1 };
+
+		make_aip(&aip_b, "10.0.0.2", 32);
+		make_aip(&aip_a, "10.0.0.1", 32);
+		memcpy(pa.public_key, p->b.pub, 32);
+		pa.endpoint = p->b.addr;
+		pa.allowed_ips = &aip_b;
+		pa.n_allowed_ips = 1;
+		memcpy(pb.public_key, p->a.pub, 32);
+		pb.endpoint = p->a.addr;
+		pb.allowed_ips = &aip_a;
+		pb.n_allowed_ips = 1;
+		memcpy(ca_.private_key, p->a.priv, 32);
+		memcpy(cb_.private_key, p->b.priv, 32);
+		assert_int_equal(wg_engine_new(&ca_, &t_callbacks, (void *)0, &t_engines[0]), 0);
+		assert_int_equal(wg_engine_new(&cb_, &t_callbacks, (void *)1, &t_engines[1]), 0);
+	}
+	assert_int_equal(pthread_create(&ticker, NULL, t_ticker, NULL), 0);
+	for (intptr_t i = 0; i <= T_SENDERS; i++)
+		assert_int_equal(pthread_create(&senders[i], NULL, t_sender,
+						(void *)(intptr_t)(i == T_SENDERS)), 0);
+	for (int i = 0; i <= T_SENDERS; i++)
+		pthread_join(senders[i], NULL);
+	atomic_store(&t_stop, true);
+	pthread_join(ticker, NULL);
+	wg_get_counters(t_engines[0], &ca);
+	wg_get_counters(t_engines[1], &cb);
+	/* Each side delivered what the other encrypted, nothing failed authentication, and
+	 * sessions were renewed under traffic. */
+	assert_int_equal(cb.rx_packets, atomic_load(&t_delivered[1]));
+	assert_int_equal(ca.rx_packets, atomic_load(&t_delivered[0]));
+	/* What was encrypted and not delivered met a session that had just expired or been
+	 * replaced (the clock runs fast here), or came too late for the replay window. */
+	assert_int_equal(cb.rx_packets + cb.drop_unknown_index + cb.drop_replay, ca.tx_packets);
+	assert_int_equal(ca.rx_packets + ca.drop_unknown_index + ca.drop_replay, cb.tx_packets);
+	assert_true(cb.drop_unknown_index + cb.drop_replay < ca.tx_packets / 100);
+	assert_true(cb.rx_packets > T_SENDERS * T_PACKETS / 2);
+	assert_int_equal(ca.drop_decrypt + cb.drop_decrypt, 0);
+	assert_int_equal(ca.drop_allowed_ip + cb.drop_allowed_ip, 0);
+	assert_true(ca.handshakes_completed + cb.handshakes_completed >= 2);
+	wg_engine_free(t_engines[0]);
+	wg_engine_free(t_engines[1]);
+	p->a.e = p->b.e = NULL;
+	pair_free(p);
+}
+
 /* ---- configuration parser ------------------------------------------------------------ */
 
 static const char good_conf[] =
@@ -950,6 +1090,7 @@ int main(void)
 		cmocka_unit_test(test_new_handshake_when_unanswered),
 		cmocka_unit_test(test_roaming),
 		cmocka_unit_test(test_keys_zeroed),
+		cmocka_unit_test(test_threads),
 		cmocka_unit_test(test_conf_good),
 		cmocka_unit_test(test_conf_bad),
 		cmocka_unit_test(test_conf_engine),
