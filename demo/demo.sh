@@ -9,8 +9,10 @@
 # resolver and the rest to the system's; dnsblock answers NXDOMAIN, then a sinkhole address,
 # for 100,000 listed domains. Then the packet filter with the two packet examples: rewriter
 # turns "hello" into "HELLO, WORLD" inside a TCP stream (IPv4 and IPv6, the receiver checks
-# the whole stream), shaper adds 100 ms to one direction of a flow. Everything is removed on
-# exit or Ctrl-C.
+# the whole stream), shaper adds 100 ms to one direction of a flow. Then a packet tunnel:
+# the WireGuard example (wgtunnel) under netextd connects to wireguard-go in the second
+# namespace; ping and an HTTP fetch go through the tunnel, and stopping it removes its device,
+# routes and rules. Everything is removed on exit or Ctrl-C.
 # Usage: demo/demo.sh [BUILD_DIR]   (run as root; `make demo` does the build first)
 set -euo pipefail
 
@@ -25,12 +27,13 @@ sdns=$top/$build/examples/netext-splitdns
 dblock=$top/$build/examples/netext-dnsblock
 rewriter=$top/$build/examples/netext-rewriter
 shaper=$top/$build/examples/netext-shaper
+wgtunnel=$top/$build/examples/netext-wgtunnel
 
 [ "$(id -u)" -eq 0 ] || { echo "demo: run as root (it creates a network namespace)" >&2; exit 1; }
-for f in "$netextd" "$netextctl_bin" "$hello" "$sfw" "$afw" "$sdns" "$dblock" "$rewriter" "$shaper"; do
+for f in "$netextd" "$netextctl_bin" "$hello" "$sfw" "$afw" "$sdns" "$dblock" "$rewriter" "$shaper" "$wgtunnel"; do
 	[ -x "$f" ] || { echo "demo: $f missing; run 'make demo'" >&2; exit 1; }
 done
-for tool in curl dnsmasq python3 nsenter unshare; do
+for tool in curl dnsmasq python3 nsenter unshare ping wireguard-go wg; do
 	command -v "$tool" >/dev/null || { echo "demo: needs $tool (scripts/deps.sh installs it)" >&2; exit 1; }
 done
 
@@ -502,6 +505,66 @@ echo "-- with it:"
 in_ns "$ns" python3 "$dir/rtt.py" 198.18.2.2 9001
 netextctl message slow stats
 netextctl stop slow
+
+# --- the packet tunnel: the WireGuard example against wireguard-go ---------------------------
+
+say "wgtunnel: a WireGuard VPN client as a packet-tunnel provider, against wireguard-go"
+wgif=wgdemo$$
+wgif=${wgif:0:15}
+(umask 077; wg genkey > "$dir/client.key"; wg genkey > "$dir/server.key")
+wg pubkey < "$dir/client.key" > "$dir/client.pub"
+wg pubkey < "$dir/server.key" > "$dir/server.pub"
+echo "-- the server in $srv: wireguard-go (Debian's userspace WireGuard) on $wgif, 198.19.7.2, UDP 51820:"
+echo "\$ wireguard-go -f $wgif; wg set $wgif private-key server.key listen-port 51820 peer CLIENT allowed-ips 198.19.7.1/32"
+bg_in_ns "$srv" env WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD=1 LOG_LEVEL=error wireguard-go -f "$wgif" \
+	>"$dir/wireguard-go.log" 2>&1
+for _ in $(seq 100); do [ -S "/var/run/wireguard/$wgif.sock" ] && break; sleep 0.05; done
+in_ns "$srv" wg set "$wgif" private-key "$dir/server.key" listen-port 51820 \
+	peer "$(cat "$dir/client.pub")" allowed-ips 198.19.7.1/32
+ip -n "$srv" addr add 198.19.7.2/24 dev "$wgif"
+ip -n "$srv" link set "$wgif" mtu 1420 up
+mkdir -p "$dir/vpnwww" && echo "hello from the other end of the tunnel (198.19.7.2)" > "$dir/vpnwww/index.html"
+bg_in_ns "$srv" python3 -m http.server 8081 --bind 198.19.7.2 --directory "$dir/vpnwww" >/dev/null 2>&1
+wait_port "$srv" 8081
+# The client's configuration: a standard wg-quick file, readable by the extension's user.
+cat > "$dir/wg0.conf" <<WGCONF
+[Interface]
+PrivateKey = $(cat "$dir/client.key")
+Address = 198.19.7.1/24
+MTU = 1420
+
+[Peer]
+PublicKey = $(cat "$dir/server.pub")
+Endpoint = 198.18.2.2:51820
+AllowedIPs = 198.19.7.0/24
+PersistentKeepalive = 25
+WGCONF
+chmod 644 "$dir/wg0.conf"
+echo "\$ cat wg0.conf   # (the private key elided)"
+sed 's/^PrivateKey = .*/PrivateKey = (elided)/' "$dir/wg0.conf"
+bundle_example "$dir/wgtunnel.netext" "$wgtunnel" "$top/examples/wgtunnel/extension.conf"
+netextctl activate "$dir/wgtunnel.netext"
+wait_ext com.example.wgtunnel
+netextctl config add vpn --extension com.example.wgtunnel --provider packet-tunnel --option config="$dir/wg0.conf"
+netextctl tunnel start vpn
+netextctl tunnel status vpn
+echo "-- the device, its route and rules (netextd made them; the extension cannot):"
+in_ns "$ns" ip -br addr show dev netext0 || true
+in_ns "$ns" ip route show table 7160 || true
+in_ns "$ns" ip rule | grep -E '^71[68]0:' || true
+echo "\$ ping -c 3 198.19.7.2"
+in_ns "$ns" ping -c 3 -i 0.2 198.19.7.2 | sed -n '2,4p' || true
+echo "\$ curl http://198.19.7.2:8081/"
+in_ns "$ns" curl -sS --max-time 5 http://198.19.7.2:8081/ || true
+echo "-- wireguard-go's view of the peer:"
+in_ns "$srv" wg show "$wgif" | grep -E 'endpoint|handshake|transfer' || true
+netextctl message vpn stats | grep -E '^(rx_packets|tx_packets|handshakes_completed|drop_mac1)=' || true
+netextctl tunnel stop vpn
+echo "-- after stop: device netext0 $(in_ns "$ns" ip link show dev netext0 >/dev/null 2>&1 && echo "still there (!)" || echo gone)," \
+	"rules at 7130-7194: $(in_ns "$ns" ip rule | awk -F: '$1 >= 7130 && $1 <= 7194' | wc -l)," \
+	"routes in table 7160: $(in_ns "$ns" ip route show table 7160 2>/dev/null | wc -l)"
+echo "\$ curl --max-time 2 http://198.19.7.2:8081/"
+in_ns "$ns" curl -sS --max-time 2 http://198.19.7.2:8081/ 2>&1 | sed 's/^/  /' || true
 
 say "Stop netextd: running providers would get 'daemon-shutdown'; the extension exits, the table and cgroup go away"
 echo "\$ kill -TERM $dpid"
