@@ -1115,12 +1115,13 @@ static json_t *strings_json(const char (*s)[TUNNEL_DOMAIN_MAX], size_t n)
 static json_t *settings_json(const struct tunnel *t)
 {
 	const struct tunnel_settings *s = t->s;
-	json_t *dns = json_array();
 	char buf[80];
+	json_t *dns;
 	size_t i;
 
 	if (!s)
 		return json_null();
+	dns = json_array();
 	for (i = 0; i < s->n_dns; i++)
 		json_array_append_new(dns, json_string(dnsroutes_format_server(&s->dns[i], buf, sizeof(buf))));
 	return json_pack("{s:s, s:I, s:o, s:o, s:o, s:{s:o, s:o, s:o, s:s}, s:b, s:b, s:b}",
