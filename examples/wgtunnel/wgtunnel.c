@@ -7,7 +7,8 @@
  * domains, MTU); libnetext hands over the host's packets on its packet threads, which encrypt
  * them in place and send each batch with one sendmmsg on the transport socket netextd made
  * (marked to bypass the tunnel). One receive thread takes datagrams with recvmmsg, decrypts
- * them in place and writes each batch of packets into the tunnel with one call. A timer thread
+ * them in place (wg_decrypt_inplace) and writes each batch of packets into the tunnel with
+ * one call. A timer thread
  * drives the protocol's timers every 100 ms.
  *
  * Options:   config=PATH            the wg-quick file (required); readable by the extension's user
@@ -25,7 +26,6 @@
  * Trust: the configuration file and options come from the administrator; datagrams come from
  * the network and are checked by the engine (MACs, AEAD, replay window, allowed IPs) before
  * anything reaches the tunnel. */
-#define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -89,13 +89,6 @@ struct wgt_txbuf {
 static pthread_key_t tx_key;
 static pthread_once_t tx_once = PTHREAD_ONCE_INIT;
 
-/* The receive thread's collection of decrypted packets, written in one call per batch. */
-struct wgt_rxbatch {
-	ne_tunnel_packet pkts[WGT_BATCH];
-	size_t n;
-};
-
-static _Thread_local struct wgt_rxbatch *rx_tls;
 
 /* --- clocks and addresses ---------------------------------------------------------------- */
 
@@ -156,18 +149,13 @@ static void wgt_send_udp(void *ud, const struct wg_endpoint *to, const uint8_t *
 		atomic_fetch_add(&w->send_errors, 1);
 }
 
-/* On the receive thread the packet sits decrypted in that thread's datagram buffer, which
- * stays untouched until the batch is written; anywhere else it is written at once. */
+/* Packets the engine delivers outside the receive thread's batches (a queue flushed by a
+ * handshake, for instance). */
 static void wgt_write_ip(void *ud, uint8_t *pkt, size_t len)
 {
 	struct wgt *w = ud;
-	struct wgt_rxbatch *b = rx_tls;
 	ne_tunnel_packet one = { pkt, len, 0 };
 
-	if (b && b->n < WGT_BATCH) {
-		b->pkts[b->n++] = one;
-		return;
-	}
 	if (ne_tunnel_write_packets(w->provider, &one, 1) != 1)
 		atomic_fetch_add(&w->tun_write_drops, 1);
 }
@@ -253,9 +241,8 @@ static void wgt_read_packets(ne_provider *provider, const ne_tunnel_packet *pkts
 		if (pkts[i].len > 65535)
 			continue;
 		slot = t->slots + (size_t)k * WGT_SLOT;
-		/* The one copy: the library's buffer is read-only, the engine encrypts in place. */
-		memcpy(slot + WG_HEADROOM, pkts[i].bytes, pkts[i].len);
-		if (wg_encrypt_inplace(w->engine, slot, WGT_SLOT, pkts[i].len, &out, &ep) < 0)
+		/* One copy: the library's buffer is read-only; the engine encrypts in the slot. */
+		if (wg_encrypt_into(w->engine, pkts[i].bytes, pkts[i].len, slot, WGT_SLOT, &out, &ep) < 0)
 			continue; /* queued for a handshake, or no peer for it (counted by the engine) */
 		to_sockaddr6(&ep, &t->to[k]);
 		t->iov[k] = (struct iovec){ slot, out };
@@ -275,7 +262,8 @@ static void wgt_read_packets(ne_provider *provider, const ne_tunnel_packet *pkts
 static void *wgt_rx_main(void *arg)
 {
 	struct wgt *w = arg;
-	struct wgt_rxbatch batch = { .n = 0 };
+	ne_tunnel_packet pkts[WGT_BATCH];
+	size_t np;
 	struct mmsghdr msgs[WGT_BATCH];
 	struct iovec iov[WGT_BATCH];
 	struct sockaddr_in6 from[WGT_BATCH];
@@ -289,7 +277,6 @@ static void *wgt_rx_main(void *arg)
 				 ne_provider_configuration(w->provider));
 		return NULL;
 	}
-	rx_tls = &batch;
 	for (;;) {
 		for (i = 0; i < WGT_BATCH; i++) {
 			iov[i] = (struct iovec){ bufs + (size_t)i * WGT_RX_SLOT, WGT_RX_SLOT };
@@ -306,21 +293,26 @@ static void *wgt_rx_main(void *arg)
 				break;
 			continue;
 		}
-		batch.n = 0;
+		np = 0;
 		for (i = 0; i < n; i++) {
+			uint8_t *pkt;
+			size_t len;
+
 			if (msgs[i].msg_hdr.msg_flags & MSG_TRUNC ||
 			    msgs[i].msg_hdr.msg_namelen < sizeof(struct sockaddr_in6))
 				continue;
 			from_sockaddr6(&from[i], &ep);
-			wg_recv_udp(w->engine, &ep, iov[i].iov_base, msgs[i].msg_len);
+			/* Decrypted in place: the datagram buffers stay untouched until the batch
+			 * is written below. */
+			if (wg_decrypt_inplace(w->engine, &ep, iov[i].iov_base, msgs[i].msg_len, &pkt, &len) == 1)
+				pkts[np++] = (ne_tunnel_packet){ pkt, len, 0 };
 		}
-		if (batch.n) {
-			r = ne_tunnel_write_packets(w->provider, batch.pkts, batch.n);
-			if (r < (int)batch.n)
-				atomic_fetch_add(&w->tun_write_drops, batch.n - (size_t)(r < 0 ? 0 : r));
+		if (np) {
+			r = ne_tunnel_write_packets(w->provider, pkts, np);
+			if (r < (int)np)
+				atomic_fetch_add(&w->tun_write_drops, np - (size_t)(r < 0 ? 0 : r));
 		}
 	}
-	rx_tls = NULL;
 	free(bufs);
 	return NULL;
 }

@@ -21,6 +21,7 @@
 #include <netext/extension.h>
 #include <netext/filter.h>
 #include <netext/packet.h>
+#include <netext/tunnel.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -145,6 +146,43 @@ NE_EXPORT int ne_harness_packet_verdict(ne_harness *harness, uint64_t id, ne_pac
 /* The packet settings the provider applied last: -ENOENT when it applied none. */
 NE_EXPORT int ne_harness_packet_settings(ne_harness *harness, const char *config, size_t *ret_n_rules,
 					 unsigned *ret_queues, uint32_t *ret_copy_range);
+
+/* --- packet-tunnel providers ---------------------------------------------------------
+ * The harness accepts every TUNNEL_SETTINGS a provider applies (and remembers the last per
+ * configuration); the first settings that are not a clear make a fake device named
+ * "harness<N>": one seqpacket socketpair per queue, where a datagram is one packet with a
+ * 10-byte vnet header in front, as on netextd's TUN fds (no offloads: no GSO packets). It
+ * answers ne_tunnel_open_socket() with an ordinary socket of the test process, bound to the
+ * port asked for, and records reasserting and cancel (it does not stop the provider on a
+ * cancel: call ne_harness_stop with NE_STOP_REASON_PROVIDER_FAILED as netextd would).
+ *
+ *     ne_harness_start(h, "vpn", NE_PROVIDER_PACKET_TUNNEL, opts, &err);
+ *     ne_harness_tunnel_send(h, "vpn", 0, ip_packet, len);    // → ops->read_packets
+ *     ne_harness_tunnel_receive(h, "vpn", buf, sizeof buf, &n); // ← ne_tunnel_write_packets */
+struct ne_harness_tunnel_info {
+	uint32_t size;           /* sizeof(struct ne_harness_tunnel_info) */
+	const char *interface;   /* the fake device's name; NULL before settings made it */
+	unsigned queues;
+	uint32_t mtu;            /* of the last settings (their default applied) */
+	size_t n_addresses, n_included_routes, n_excluded_routes, n_dns_servers;
+	bool include_all_networks;
+	bool reasserting;        /* the last ne_tunnel_set_reasserting() */
+	bool cancelled;          /* ne_tunnel_cancel() was called, with: */
+	int cancel_error;
+};
+
+/* What the provider asked for since its start: -ENOENT when nothing yet. interface points
+ * into the harness: valid until the next start of config or ne_harness_free. */
+NE_EXPORT int ne_harness_tunnel_settings(ne_harness *harness, const char *config,
+					 struct ne_harness_tunnel_info *ret_info);
+/* Writes one packet into the device's queue (0 .. queues - 1), as the host's stack would: the
+ * provider's read_packets gets it on that queue's packet thread. -ENOTCONN before the device. */
+NE_EXPORT int ne_harness_tunnel_send(ne_harness *harness, const char *config, unsigned queue,
+				     const void *bytes, size_t len);
+/* Waits (up to the timeout) for a packet the provider wrote with ne_tunnel_write_packets()
+ * and copies it (without the vnet header) to buf. -EMSGSIZE when it is longer than cap. */
+NE_EXPORT int ne_harness_tunnel_receive(ne_harness *harness, const char *config, void *buf, size_t cap,
+					size_t *ret_len);
 
 /* Log lines the extension sent, oldest first; NULL past the end. */
 NE_EXPORT const char *ne_harness_log_line(const ne_harness *harness, size_t i);

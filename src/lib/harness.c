@@ -3,18 +3,21 @@
  * Trust: the extension under test is the code being tested, so every frame it sends is
  * checked the way netextd checks it (role, header, exact decode with the shared decoders,
  * a reply only to a request that was made) and a failure fails the harness call instead
- * of being papered over. The harness sends requests and answers only FILTER_SETTINGS (it
- * accepts them, as netextd would valid ones); it takes DNS_SETTINGS only while the start is
- * pending, as netextd does. */
+ * of being papered over. The harness sends requests and answers only the settings frames
+ * (it accepts them, as netextd would valid ones) and TUNNEL_SOCKET; it takes DNS_SETTINGS
+ * only while the start is pending, as netextd does. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <netext/harness.h>
@@ -51,6 +54,14 @@ struct hconfig {
 	uint32_t copy_range;
 	unsigned n_queues;
 	struct hqueue *queues; /* n_queues, made by the first packet settings of a start */
+	/* Packet tunnels: the last settings, the fake TUN queues (the kernel's ends), state. */
+	bool has_tunnel_settings, tunnel_include_all, reasserting, cancelled;
+	int cancel_error;
+	uint32_t tunnel_mtu;
+	size_t n_addresses, n_included, n_excluded, n_dns;
+	char ifname[16];
+	unsigned n_tun;
+	int tun[NE_WIRE_TUNNEL_QUEUES_MAX];
 };
 
 /* A DNS verdict as the extension sent it, with copies of its target and bytes. */
@@ -330,6 +341,165 @@ static int on_packet_settings(ne_harness *h, const struct ne_msg_hdr *hd, const 
 	return r < 0 ? r : NE_MIN(ne_wire_send(h->fd, h->wbuf, (size_t)r, NULL, 0), 0);
 }
 
+/* --- packet tunnels: netextd's side ---------------------------------------------------------- */
+
+static void tun_close(struct hconfig *c)
+{
+	unsigned i;
+
+	for (i = 0; i < c->n_tun; i++)
+		close(c->tun[i]);
+	c->n_tun = 0;
+	c->ifname[0] = '\0';
+}
+
+static int send_result(ne_harness *h, uint16_t type, uint64_t id, int error, const char *msg,
+		       const int *fds, size_t nfds)
+{
+	struct ne_msg_result res = { error, { msg, strlen(msg) } };
+	struct ne_wbuf b = hwbuf(h);
+	int r = ne_msg_result2_encode(&b, type, id, &res);
+
+	return r < 0 ? r : NE_MIN(ne_wire_send(h->fd, h->wbuf, (size_t)r, fds, nfds), 0);
+}
+
+/* The fake device: one seqpacket pair per queue (a datagram is a packet, as on a TUN fd),
+ * with the 10-byte vnet header and no offloads. */
+static int tun_make(ne_harness *h, struct hconfig *c, unsigned count, uint32_t mtu)
+{
+	struct ne_msg_tunnel_device m = { .provider = c->handle, .ifindex = 1000 + c->handle, .mtu = mtu,
+					  .vnet_hdr_len = 10, .count = (uint16_t)count };
+	int ext_fds[NE_WIRE_TUNNEL_QUEUES_MAX], sv[2], r = 0;
+	struct ne_wbuf b = hwbuf(h);
+	unsigned i;
+
+	snprintf(c->ifname, sizeof(c->ifname), "harness%u", c->handle);
+	m.ifname = view(c->ifname);
+	for (i = 0; i < count && r == 0; i++) {
+		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+			r = ne_negerrno();
+			break;
+		}
+		ext_fds[i] = sv[0];
+		c->tun[c->n_tun++] = sv[1];
+		r = fcntl(sv[1], F_SETFL, O_NONBLOCK) < 0 ? ne_negerrno() : 0;
+	}
+	if (r == 0) {
+		r = ne_msg_tunnel_device_encode(&b, &m);
+		if (r >= 0)
+			r = NE_MIN(ne_wire_send(h->fd, h->wbuf, (size_t)r, ext_fds, count), 0);
+	}
+	for (i = 0; i < c->n_tun; i++)
+		close(ext_fds[i]);
+	if (r < 0)
+		tun_close(c);
+	return r;
+}
+
+static void tunnel_settings_keep(struct hconfig *c, const struct ne_msg_tunnel_settings *m)
+{
+	c->has_tunnel_settings = true;
+	c->tunnel_include_all = m->flags & NE_TUNNEL_F_INCLUDE_ALL;
+	c->tunnel_mtu = m->mtu ? m->mtu : m->overhead ? 1500 - NE_MIN(m->overhead, 1500u - 576u) : 1420;
+	c->n_addresses = m->n_addresses;
+	c->n_included = m->n_included;
+	c->n_excluded = m->n_excluded;
+	c->n_dns = m->n_dns;
+}
+
+/* Accepts the settings; the first that are not a clear make the device, whose fds go first. */
+static int on_tunnel_settings(ne_harness *h, const struct ne_msg_hdr *hd, const uint8_t *p, size_t len)
+{
+	static const char fixed[] = "queues: fixed by the first settings";
+	struct ne_msg_tunnel_settings *m = malloc(sizeof(*m)); /* ~21 KiB */
+	struct hconfig *c;
+	unsigned count;
+	int r = 0;
+
+	if (!m)
+		return -ENOMEM;
+	if (ne_msg_tunnel_settings_decode(p, len, m) < 0 || !(c = config_by_handle(h, m->provider))) {
+		free(m);
+		return -EBADMSG;
+	}
+	count = m->queues ? m->queues : 1;
+	if (c->n_tun && m->queues && m->queues != c->n_tun) {
+		free(m);
+		return send_result(h, NE_MSG_RESULT, hd->id, -EINVAL, fixed, NULL, 0);
+	}
+	if (!(m->flags & NE_TUNNEL_F_CLEAR)) {
+		tunnel_settings_keep(c, m);
+		if (!c->n_tun)
+			r = tun_make(h, c, count, c->tunnel_mtu);
+	} else {
+		c->n_addresses = c->n_included = c->n_excluded = c->n_dns = 0;
+		c->tunnel_include_all = false;
+		c->has_tunnel_settings = true;
+	}
+	free(m);
+	return r < 0 ? r : send_result(h, NE_MSG_RESULT, hd->id, 0, "", NULL, 0);
+}
+
+/* An ordinary socket of the test process's own: nothing to bypass here. */
+static int tunnel_socket(const struct ne_msg_tunnel_socket *m, int *ret_fd)
+{
+	int family = m->family == 4 ? AF_INET : AF_INET6, off = 0, fd;
+	struct sockaddr_in6 a6 = { .sin6_family = AF_INET6, .sin6_port = htons(m->port) };
+	struct sockaddr_in a4 = { .sin_family = AF_INET, .sin_port = htons(m->port) };
+
+	fd = socket(family, (m->protocol == IPPROTO_TCP ? SOCK_STREAM : SOCK_DGRAM) | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return ne_negerrno();
+	if ((m->family == 0 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off)) < 0) ||
+	    (family == AF_INET ? bind(fd, (struct sockaddr *)&a4, sizeof(a4))
+			       : bind(fd, (struct sockaddr *)&a6, sizeof(a6))) < 0) {
+		int r = ne_negerrno();
+
+		close(fd);
+		return r;
+	}
+	*ret_fd = fd;
+	return 0;
+}
+
+static int on_tunnel_socket(ne_harness *h, const struct ne_msg_hdr *hd, const uint8_t *p, size_t len)
+{
+	struct ne_msg_tunnel_socket m;
+	int fd = -1, r;
+
+	if (ne_msg_tunnel_socket_decode(p, len, &m) < 0 || !config_by_handle(h, m.provider))
+		return -EBADMSG;
+	r = tunnel_socket(&m, &fd);
+	if (r < 0)
+		return send_result(h, NE_MSG_TUNNEL_SOCKET_FD, hd->id, r, "harness: cannot make the socket", NULL, 0);
+	r = send_result(h, NE_MSG_TUNNEL_SOCKET_FD, hd->id, 0, "", &fd, 1);
+	close(fd);
+	return r;
+}
+
+static int on_tunnel_state(ne_harness *h, const uint8_t *p, size_t len)
+{
+	struct ne_msg_tunnel_state m;
+	struct hconfig *c;
+
+	if (ne_msg_tunnel_state_decode(p, len, &m) < 0 || !(c = config_by_handle(h, m.provider)))
+		return -EBADMSG;
+	c->reasserting = m.reasserting;
+	return 0;
+}
+
+static int on_tunnel_cancel(ne_harness *h, const uint8_t *p, size_t len)
+{
+	struct ne_msg_tunnel_cancel m;
+	struct hconfig *c;
+
+	if (ne_msg_tunnel_cancel_decode(p, len, &m) < 0 || !(c = config_by_handle(h, m.provider)))
+		return -EBADMSG;
+	c->cancelled = true;
+	c->cancel_error = m.error;
+	return 0;
+}
+
 static int on_flow_verdict(ne_harness *h, const struct ne_msg_hdr *hd, const uint8_t *p, size_t len,
 			   struct want *w)
 {
@@ -457,6 +627,14 @@ static int handle_frame(ne_harness *h, size_t n, struct want *w)
 		return on_dns_response_verdict(h, &hd, p, len, w);
 	case NE_MSG_PACKET_SETTINGS:
 		return on_packet_settings(h, &hd, p, len);
+	case NE_MSG_TUNNEL_SETTINGS:
+		return on_tunnel_settings(h, &hd, p, len);
+	case NE_MSG_TUNNEL_SOCKET:
+		return on_tunnel_socket(h, &hd, p, len);
+	case NE_MSG_TUNNEL_STATE:
+		return hd.id == 0 ? on_tunnel_state(h, p, len) : -EBADMSG;
+	case NE_MSG_TUNNEL_CANCEL:
+		return hd.id == 0 ? on_tunnel_cancel(h, p, len) : -EBADMSG;
 	default: /* PONG, STOP_DONE */
 		return on_empty(h, &hd, p, len, w);
 	}
@@ -654,6 +832,7 @@ void ne_harness_free(ne_harness *harness)
 	for (i = 0; i < harness->n_configs; i++) {
 		free(harness->configs[i].name);
 		queues_free(&harness->configs[i]);
+		tun_close(&harness->configs[i]);
 	}
 	for (i = 0; i < PVERDICTS_KEPT; i++)
 		free(harness->pverdicts[i].bytes);
@@ -725,6 +904,9 @@ int ne_harness_start(ne_harness *harness, const char *config, ne_provider_type t
 	m.config = view(c->name);
 	c->has_dns_settings = false;
 	queues_free(c); /* a new start makes new queues */
+	tun_close(c);
+	c->has_tunnel_settings = c->reasserting = c->cancelled = false;
+	c->cancel_error = 0;
 	w.id = harness->next_id++;
 	b = hwbuf(harness);
 	r = send_frame(harness, ne_msg_start_encode(&b, w.id, &m));
@@ -1327,4 +1509,101 @@ int ne_harness_packet_settings(ne_harness *harness, const char *config, size_t *
 	if (ret_copy_range)
 		*ret_copy_range = c->copy_range;
 	return 0;
+}
+
+/* --- packet tunnels: public ---------------------------------------------------------------- */
+
+int ne_harness_tunnel_settings(ne_harness *harness, const char *config, struct ne_harness_tunnel_info *ret)
+{
+	struct ne_harness_tunnel_info info = { .size = sizeof(info) };
+	struct hconfig *c;
+	int r = request(harness, config, &c);
+
+	if (r < 0)
+		return r;
+	if (!ret || ret->size < sizeof(uint32_t))
+		return -EINVAL;
+	if (!c->has_tunnel_settings && !c->cancelled && !c->reasserting)
+		return -ENOENT;
+	info.interface = c->n_tun ? c->ifname : NULL;
+	info.queues = c->n_tun;
+	info.mtu = c->tunnel_mtu;
+	info.n_addresses = c->n_addresses;
+	info.n_included_routes = c->n_included;
+	info.n_excluded_routes = c->n_excluded;
+	info.n_dns_servers = c->n_dns;
+	info.include_all_networks = c->tunnel_include_all;
+	info.reasserting = c->reasserting;
+	info.cancelled = c->cancelled;
+	info.cancel_error = c->cancel_error;
+	memcpy(ret, &info, NE_MIN((size_t)ret->size, sizeof(info)));
+	ret->size = (uint32_t)NE_MIN((size_t)ret->size, sizeof(info));
+	return 0;
+}
+
+int ne_harness_tunnel_send(ne_harness *harness, const char *config, unsigned queue, const void *bytes,
+			   size_t len)
+{
+	static const uint8_t vnet[10];
+	struct iovec iov[2] = { { (void *)vnet, sizeof(vnet) }, { (void *)bytes, len } };
+	struct hconfig *c;
+	int r = request(harness, config, &c);
+
+	if (r < 0)
+		return r;
+	if ((!bytes && len) || len > PKT_MAX_LEN)
+		return -EINVAL;
+	if (!c->n_tun)
+		return -ENOTCONN;
+	if (queue >= c->n_tun)
+		return -EINVAL;
+	return writev(c->tun[queue], iov, 2) < 0 ? ne_negerrno() : 0;
+}
+
+/* One packet from any queue, without its vnet header: 1, 0 when none is ready, or an error. */
+static int tun_take(struct hconfig *c, void *buf, size_t cap, size_t *ret_len)
+{
+	static uint8_t pkt[10 + PKT_MAX_LEN];
+	unsigned i;
+	ssize_t n;
+
+	for (i = 0; i < c->n_tun; i++) {
+		n = read(c->tun[i], pkt, sizeof(pkt));
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			continue;
+		if (n < 10)
+			return n < 0 ? ne_negerrno() : -EBADMSG;
+		*ret_len = (size_t)n - 10;
+		if (*ret_len > cap)
+			return -EMSGSIZE;
+		memcpy(buf, pkt + 10, *ret_len);
+		return 1;
+	}
+	return 0;
+}
+
+int ne_harness_tunnel_receive(ne_harness *harness, const char *config, void *buf, size_t cap, size_t *ret_len)
+{
+	unsigned long long deadline;
+	struct hconfig *c;
+	int r = request(harness, config, &c);
+
+	if (r < 0)
+		return r;
+	if (!ret_len || (!buf && cap))
+		return -EINVAL;
+	deadline = ne_now_usec() + (unsigned long long)harness->timeout_ms * 1000ULL;
+	for (;;) {
+		if (!c->n_tun)
+			return -ENOTCONN;
+		r = tun_take(c, buf, cap, ret_len);
+		if (r != 0)
+			return r < 0 ? r : 0;
+		r = turn(harness, NULL);
+		if (r < 0)
+			return r;
+		if (nelib_ms_left(deadline, TURN_MS) == 0)
+			return -ETIMEDOUT;
+		wait_turn(harness, 1);
+	}
 }

@@ -25,6 +25,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include <netext/harness.h>
 #include <netext/tunnel.h>
 
 #include "pkt.h"
@@ -671,6 +672,97 @@ static void test_register(void **state)
 	ne_extension_free(ext);
 }
 
+/* --- the harness ----------------------------------------------------------------------------- */
+
+/* An echo tunnel: every packet read goes back into the tunnel. */
+static int h_sock = -1;
+
+static void h_read(ne_provider *p, const ne_tunnel_packet *pk, size_t n, unsigned queue, void *ud)
+{
+	(void)queue;
+	(void)ud;
+	assert_int_equal(ne_tunnel_write_packets(p, pk, n), (int)n);
+}
+
+static void h_settings_done(ne_provider *p, int error, const char *message, void *ud)
+{
+	(void)message;
+	(void)ud;
+	ne_provider_start_done(p, error, NULL);
+}
+
+static void h_socket_done(ne_provider *p, int fd, int error, const char *message, void *ud)
+{
+	static const char *addrs[] = { "10.9.0.1/24" };
+	struct ne_tunnel_settings s = { .size = sizeof(s), .addresses = addrs, .n_addresses = 1, .mtu = 1380 };
+
+	(void)message;
+	(void)ud;
+	h_sock = fd;
+	if (fd < 0)
+		ne_provider_start_done(p, error, "no socket");
+	else
+		assert_int_equal(ne_tunnel_set_network_settings(p, &s, h_settings_done, NULL), 0);
+}
+
+static void h_start(ne_provider *p, const ne_options *o, void *ud)
+{
+	(void)o;
+	(void)ud;
+	assert_int_equal(ne_tunnel_open_socket(p, AF_INET, IPPROTO_UDP, 0, h_socket_done, NULL), 0);
+}
+
+static void h_message(ne_provider *p, ne_message *m, const void *data, size_t len, void *ud)
+{
+	(void)data;
+	(void)len;
+	(void)ud;
+	ne_tunnel_set_reasserting(p, true);
+	ne_tunnel_cancel(p, -ETIMEDOUT, "server gone");
+	ne_message_reply(m, 0, NULL, 0);
+}
+
+static void test_harness(void **state)
+{
+	static const struct ne_provider_ops hops = { .size = sizeof(hops), .start = h_start, .app_message = h_message };
+	static const struct ne_tunnel_ops htops = { .size = sizeof(htops), .read_packets = h_read };
+	struct ne_harness_tunnel_info info = { .size = sizeof(info) };
+	uint8_t p[256], got[256];
+	ne_extension *ext;
+	ne_harness *h;
+	size_t n, len;
+	int err;
+
+	(void)state;
+	assert_int_equal(ne_extension_new(&ext), 0);
+	assert_int_equal(ne_extension_register_packet_tunnel(ext, &hops, &htops, NULL), 0);
+	assert_int_equal(ne_harness_new(ext, &h), 0);
+	assert_int_equal(ne_harness_tunnel_send(h, "vpn", 0, "x", 1), -ENOENT);
+	assert_int_equal(ne_harness_start(h, "vpn", NE_PROVIDER_PACKET_TUNNEL, NULL, &err), 0);
+	assert_int_equal(err, 0);
+	assert_true(h_sock >= 0);
+	close(h_sock);
+	assert_int_equal(ne_harness_tunnel_settings(h, "vpn", &info), 0);
+	assert_string_equal(info.interface, "harness1"); /* handles start at 1 */
+	assert_int_equal(info.queues, 1);
+	assert_int_equal(info.mtu, 1380);
+	assert_int_equal(info.n_addresses, 1);
+	n = testpkt_v4n(p, IPPROTO_UDP, 7, 8, "echo", 4);
+	assert_int_equal(ne_harness_tunnel_send(h, "vpn", 0, p, n), 0);
+	assert_int_equal(ne_harness_tunnel_receive(h, "vpn", got, sizeof(got), &len), 0);
+	assert_int_equal(len, n);
+	assert_memory_equal(got, p, n);
+	assert_int_equal(ne_harness_tunnel_send(h, "vpn", 1, p, n), -EINVAL);
+	assert_int_equal(ne_harness_message(h, "vpn", "x", 1, &err, NULL, 0, &len), 0);
+	assert_int_equal(ne_harness_tunnel_settings(h, "vpn", &info), 0);
+	assert_true(info.reasserting);
+	assert_true(info.cancelled);
+	assert_int_equal(info.cancel_error, -ETIMEDOUT);
+	assert_int_equal(ne_harness_stop(h, "vpn", NE_STOP_REASON_PROVIDER_FAILED), 0);
+	ne_harness_free(h);
+	ne_extension_free(ext);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -684,6 +776,7 @@ int main(void)
 		cmocka_unit_test(test_socket_state_cancel),
 		cmocka_unit_test(test_settings_errors),
 		cmocka_unit_test(test_device_fault),
+		cmocka_unit_test(test_harness),
 	};
 
 	fill_pattern();
