@@ -1167,6 +1167,15 @@ static json_t *tunnel_json(struct tunnel *t)
 		"rx_bytes", (json_int_t)st.rx_bytes, "rx_packets", (json_int_t)st.rx_packets,
 		"tx_bytes", (json_int_t)st.tx_bytes, "tx_packets", (json_int_t)st.tx_packets,
 		"rx_dropped", (json_int_t)st.rx_dropped, "tx_dropped", (json_int_t)st.tx_dropped));
+	if (kill_switch(t) && T->d->nft) {
+		uint64_t pk = 0, by = 0, fp = 0, fb = 0;
+
+		/* The chains are rebuilt with each ruleset: counted since the last change. */
+		if (dp_nft_chain_counters(T->d->nft, DP_NFT_TABLE_DEFAULT, "tunnel_ks_out", &pk, &by) == 0 &&
+		    dp_nft_chain_counters(T->d->nft, DP_NFT_TABLE_DEFAULT, "tunnel_ks_fwd", &fp, &fb) == 0)
+			json_object_set_new(o, "kill_switch_drops", json_pack("{s:I, s:I}", "packets",
+					    (json_int_t)(pk + fp), "bytes", (json_int_t)(by + fb)));
+	}
 	if (t->last_errno)
 		json_object_set_new(o, "last_error", json_pack("{s:i, s:s, s:s, s:I}", "errno", -t->last_errno,
 			"error", strerror(-t->last_errno), "message", t->last_error, "time_ms",
