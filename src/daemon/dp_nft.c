@@ -980,3 +980,64 @@ int dp_nft_probe_queue(struct dp_nft *n, enum dp_queue_backend *ret)
 	*ret = n->qb;
 	return 0;
 }
+
+/* ---- counters ----------------------------------------------------------------------------- */
+
+struct counters {
+	uint64_t packets, bytes;
+};
+
+static int sum_counter(struct nftnl_expr *e, void *data)
+{
+	struct counters *c = data;
+
+	if (!strcmp(nftnl_expr_get_str(e, NFTNL_EXPR_NAME), "counter")) {
+		c->packets += nftnl_expr_get_u64(e, NFTNL_EXPR_CTR_PACKETS);
+		c->bytes += nftnl_expr_get_u64(e, NFTNL_EXPR_CTR_BYTES);
+	}
+	return 0;
+}
+
+static int counter_rule_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct nftnl_rule *r = nftnl_rule_alloc();
+
+	if (r && nftnl_rule_nlmsg_parse(nlh, r) == 0)
+		nftnl_expr_foreach(r, sum_counter, data);
+	nftnl_rule_free(r);
+	return MNL_CB_OK;
+}
+
+int dp_nft_chain_counters(struct dp_nft *n, const char *table, const char *chain, uint64_t *ret_packets,
+			  uint64_t *ret_bytes)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nftnl_rule *r = nftnl_rule_alloc();
+	struct counters c = { 0, 0 };
+	struct nlmsghdr *nlh;
+	uint32_t seq = n->seq++;
+	ssize_t len;
+	int ret;
+
+	if (!r)
+		return -ENOMEM;
+	nftnl_rule_set_str(r, NFTNL_RULE_TABLE, table);
+	nftnl_rule_set_str(r, NFTNL_RULE_CHAIN, chain);
+	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETRULE, NFPROTO_INET, NLM_F_DUMP, seq);
+	nftnl_rule_nlmsg_build_payload(nlh, r);
+	nftnl_rule_free(r);
+	if (mnl_socket_sendto(n->nl, nlh, nlh->nlmsg_len) < 0)
+		return ne_negerrno();
+	/* A dump ends with NLMSG_DONE (MNL_CB_STOP) or an error. */
+	do {
+		len = mnl_socket_recvfrom(n->nl, buf, sizeof(buf));
+		if (len < 0)
+			return ne_negerrno();
+		ret = mnl_cb_run(buf, (size_t)len, seq, n->portid, counter_rule_cb, &c);
+	} while (ret > MNL_CB_STOP);
+	if (ret < 0)
+		return ne_negerrno();
+	*ret_packets = c.packets;
+	*ret_bytes = c.bytes;
+	return 0;
+}

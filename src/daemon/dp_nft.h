@@ -207,3 +207,6 @@ int dp_nft_table_exists(struct dp_nft *n, const char *name, bool *ret);
 /* Detects whether the kernel has the native `queue` expression, with a throw-away table that
  * is gone afterwards in every case. Also records the result for dp_nft_apply(). */
 int dp_nft_probe_queue(struct dp_nft *n, enum dp_queue_backend *ret);
+/* The sum of the counter expressions in table's chain (family inet): -ENOENT without it. */
+int dp_nft_chain_counters(struct dp_nft *n, const char *table, const char *chain, uint64_t *ret_packets,
+			  uint64_t *ret_bytes);

@@ -1115,12 +1115,13 @@ static json_t *strings_json(const char (*s)[TUNNEL_DOMAIN_MAX], size_t n)
 static json_t *settings_json(const struct tunnel *t)
 {
 	const struct tunnel_settings *s = t->s;
-	json_t *dns = json_array();
 	char buf[80];
+	json_t *dns;
 	size_t i;
 
 	if (!s)
 		return json_null();
+	dns = json_array();
 	for (i = 0; i < s->n_dns; i++)
 		json_array_append_new(dns, json_string(dnsroutes_format_server(&s->dns[i], buf, sizeof(buf))));
 	return json_pack("{s:s, s:I, s:o, s:o, s:o, s:{s:o, s:o, s:o, s:s}, s:b, s:b, s:b}",
@@ -1166,6 +1167,15 @@ static json_t *tunnel_json(struct tunnel *t)
 		"rx_bytes", (json_int_t)st.rx_bytes, "rx_packets", (json_int_t)st.rx_packets,
 		"tx_bytes", (json_int_t)st.tx_bytes, "tx_packets", (json_int_t)st.tx_packets,
 		"rx_dropped", (json_int_t)st.rx_dropped, "tx_dropped", (json_int_t)st.tx_dropped));
+	if (kill_switch(t) && T->d->nft) {
+		uint64_t pk = 0, by = 0, fp = 0, fb = 0;
+
+		/* The chains are rebuilt with each ruleset: counted since the last change. */
+		if (dp_nft_chain_counters(T->d->nft, DP_NFT_TABLE_DEFAULT, "tunnel_ks_out", &pk, &by) == 0 &&
+		    dp_nft_chain_counters(T->d->nft, DP_NFT_TABLE_DEFAULT, "tunnel_ks_fwd", &fp, &fb) == 0)
+			json_object_set_new(o, "kill_switch_drops", json_pack("{s:I, s:I}", "packets",
+					    (json_int_t)(pk + fp), "bytes", (json_int_t)(by + fb)));
+	}
 	if (t->last_errno)
 		json_object_set_new(o, "last_error", json_pack("{s:i, s:s, s:s, s:I}", "errno", -t->last_errno,
 			"error", strerror(-t->last_errno), "message", t->last_error, "time_ms",
