@@ -8,11 +8,14 @@ BUILD_PKGS=(
   libsystemd-dev libmnl-dev libnftnl-dev libnetfilter-queue-dev
   libsqlite3-dev libseccomp-dev libjansson-dev libcmocka-dev
   libsodium-dev libinih-dev libnetfilter-conntrack-dev
+  libb2-dev
 )
 RUN_PKGS=(iproute2 nftables util-linux procps psmisc)
 # demo/demo.sh's web client and DNS server (its content filter part).
 DEMO_PKGS=(curl dnsmasq-base bind9-dnsutils)
 TEST_PKGS=(curl netcat-openbsd bind9-dnsutils knot-dnsutils dnsmasq-base iperf3 libldns-dev)
+# examples/wgtunnel's interop test (tests/integration/test_wg_interop_raw.sh).
+TEST_PKGS+=(wireguard-go wireguard-tools)
 
 want=("${BUILD_PKGS[@]}" "${RUN_PKGS[@]}" "${DEMO_PKGS[@]}")
 case "${1:-}" in

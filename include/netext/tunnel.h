@@ -26,7 +26,9 @@
  *
  * Lifecycle: ops->start is startTunnel(options:completionHandler:): the tunnel is "connecting"
  * until ne_provider_start_done(), "connected" after it succeeds. ops->stop is
- * stopTunnel(with:completionHandler:). The start options are the configuration's options plus
+ * stopTunnel(with:completionHandler:); the library has stopped the packet threads (no
+ * read_packets call is running or will come) before ops->stop runs, and the device fds stay
+ * open until ne_provider_stop_done(), so the provider's own threads may still write. The start options are the configuration's options plus
  * those given to `netextctl tunnel start NAME --option KEY=VALUE`.
  *
  * Transport: a socket the provider makes itself would be routed into its own tunnel (with a

@@ -36,3 +36,6 @@ int cmd_dns(int argc, char **argv);    /* dns route add|del|list | dns status */
 
 /* packet_cmds.c: the packet filter's status. */
 int cmd_packet(int argc, char **argv); /* packet status */
+
+/* tunnel_cmds.c: packet tunnels. */
+int cmd_tunnel(int argc, char **argv); /* tunnel start|stop NAME | tunnel status [NAME] */

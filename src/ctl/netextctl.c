@@ -64,6 +64,11 @@ static void usage(FILE *f)
 		"  dns route list                 split-DNS routes, the default route and their sources\n"
 		"  dns status                     DNS interception, engine and provider counters\n"
 		"  packet status                  packet filter: configuration, queues and counters\n"
+		"  tunnel start NAME [--option KEY=VALUE]...\n"
+		"                                 start a packet tunnel, wait until it is connected\n"
+		"  tunnel stop NAME               stop it (device, routes, rules and DNS go)\n"
+		"  tunnel status [NAME] [--follow]   state, interface, addresses, routes, DNS,\n"
+		"                                 traffic, last error (--follow: state changes)\n"
 		"  dev register ID EXECUTABLE [--user USER]   (developer mode only)\n"
 		"  dev unregister ID\n"
 		"  raw METHOD JSON-PARAMS         send any request (for scripts)\n"
@@ -968,6 +973,8 @@ static int dispatch(int argc, char **argv)
 		return cmd_dns(argc, argv);
 	if (!strcmp(cmd, "packet"))
 		return cmd_packet(argc, argv);
+	if (!strcmp(cmd, "tunnel"))
+		return cmd_tunnel(argc, argv);
 	if (!strcmp(cmd, "dev"))
 		return cmd_dev(argc, argv);
 	if (!strcmp(cmd, "raw"))

@@ -27,6 +27,7 @@
 #include "dnsctl.h"
 #include "dnsprov.h"
 #include "pktfilter.h"
+#include "tunnel.h"
 #include "dnsproxy.h"
 #include "filter.h"
 #include "log.h"
@@ -604,7 +605,8 @@ static void m_config_add(struct control *c, struct ctl_req *req, json_t *params)
 		goto out;
 	}
 	if (type != NE_PROVIDER_MESSAGE && type != NE_PROVIDER_FILTER_DATA &&
-	    type != NE_PROVIDER_DNS_PROXY && type != NE_PROVIDER_FILTER_PACKET) {
+	    type != NE_PROVIDER_DNS_PROXY && type != NE_PROVIDER_FILTER_PACKET &&
+	    type != NE_PROVIDER_PACKET_TUNNEL) {
 		ctl_req_error(req, "unsupported", "this netextd has no datapath for %s providers yet", prov);
 		goto out;
 	}
@@ -769,6 +771,27 @@ static void m_packet_status(struct control *c, struct ctl_req *req, json_t *para
 	(void)params;
 }
 
+/* Packet tunnels: tunnel.c. */
+static void m_tunnel_start(struct control *c, struct ctl_req *req, json_t *params)
+{
+	tunnel_ctl_start(c->d, req, params);
+}
+
+static void m_tunnel_stop(struct control *c, struct ctl_req *req, json_t *params)
+{
+	tunnel_ctl_stop(c->d, req, params);
+}
+
+static void m_tunnel_status(struct control *c, struct ctl_req *req, json_t *params)
+{
+	tunnel_ctl_status(c->d, req, params);
+}
+
+static void m_tunnel_watch(struct control *c, struct ctl_req *req, json_t *params)
+{
+	tunnel_ctl_watch(c->d, req, params);
+}
+
 /* Split-DNS routes: dnsctl.c. */
 static void m_dns_route_add(struct control *c, struct ctl_req *req, json_t *params)
 {
@@ -818,6 +841,11 @@ static const struct method methods[] = {
 	{ "filter.status", true, m_filter_status },
 	{ "dns.status", true, m_dns_status },
 	{ "packet.status", true, m_packet_status },
+	/* Tunnels change the host's routing: administrators only; status shows addresses too. */
+	{ "tunnel.start", true, m_tunnel_start },
+	{ "tunnel.stop", true, m_tunnel_stop },
+	{ "tunnel.status", true, m_tunnel_status },
+	{ "tunnel.watch", true, m_tunnel_watch },
 	/* Routes name internal domains and their servers: administrators only, listing too. */
 	{ "dns.route.add", true, m_dns_route_add },
 	{ "dns.route.del", true, m_dns_route_del },

@@ -104,6 +104,9 @@ int ext_config_start(struct daemon *d, const char *config, struct ctl_req *req);
 int ext_config_stop(struct daemon *d, const char *config, struct ctl_req *req);
 int ext_config_message(struct daemon *d, const char *config, const void *data, size_t len,
 		       struct ctl_req *req);
+/* Stops a provider with reason (ne_stop_reason) and disables its configuration, no reply
+ * awaited (a packet tunnel that cancelled itself). */
+void ext_config_stop_reason(struct daemon *d, const char *config, int reason);
 /* Stops a provider because its configuration is being removed; no reply awaited. */
 void ext_config_removed(struct daemon *d, const char *config);
 /* Describes extensions / running providers into a jansson array (json_t *). */

@@ -2244,6 +2244,15 @@ static int listeners_open(void)
 	return r;
 }
 
+/* A packet tunnel's DNS servers without match domains own the default route: its queries
+ * must reach them through the engine as well. */
+static bool tunnel_default_route(struct daemon *d)
+{
+	const struct dns_route *r = dnsroutes_get(d->dns_routes, "");
+
+	return r && !strncmp(r->source, "tunnel:", 7);
+}
+
 static bool want_intercept(struct daemon *d)
 {
 	const char *mode = d->opt.dns_intercept[0] ? d->opt.dns_intercept : "auto";
@@ -2252,7 +2261,8 @@ static bool want_intercept(struct daemon *d)
 		return false;
 	if (!strcmp(mode, "always"))
 		return true;
-	return (d->dns_routes && dnsroutes_count_split(d->dns_routes) > 0) || dnsprov_enabled(d);
+	return (d->dns_routes && (dnsroutes_count_split(d->dns_routes) > 0 || tunnel_default_route(d))) ||
+	       dnsprov_enabled(d);
 }
 
 static int intercept_on(void)

@@ -399,6 +399,18 @@ static int match_tcp_mss_above(struct nftnl_rule *r, const struct dp_match *m)
 	return rule_add(r, e);
 }
 
+/* The l4proto check comes first: the payload load then reads an ICMPv6 header. */
+static int match_icmpv6_type(struct nftnl_rule *r, const struct dp_match *m)
+{
+	uint8_t proto = IPPROTO_ICMPV6;
+	int err;
+
+	if ((err = put_meta_load(r, NFT_META_L4PROTO)) < 0 || (err = put_cmp(r, false, &proto, 1)) < 0 ||
+	    (err = put_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 0, 1)) < 0)
+		return err;
+	return put_cmp(r, m->neg, &m->icmp_type, sizeof(m->icmp_type));
+}
+
 static int put_match(struct nftnl_rule *r, const struct dp_match *m)
 {
 	switch (m->kind) {
@@ -428,6 +440,8 @@ static int put_match(struct nftnl_rule *r, const struct dp_match *m)
 		return match_tcp_syn(r, m);
 	case DP_MATCH_TCP_MSS_ABOVE:
 		return match_tcp_mss_above(r, m);
+	case DP_MATCH_ICMPV6_TYPE:
+		return match_icmpv6_type(r, m);
 	}
 	return -EINVAL;
 }
@@ -551,6 +565,14 @@ static int mss_set(struct nftnl_rule *r, const struct dp_action *a)
 	return err < 0 ? err : put_exthdr_mss(r, false);
 }
 
+/* Expressions without attributes: masq, counter. */
+static int put_bare(struct nftnl_rule *r, const char *name)
+{
+	struct nftnl_expr *e = nftnl_expr_alloc(name);
+
+	return e ? rule_add(r, e) : -ENOMEM;
+}
+
 static int put_action(struct nftnl_rule *r, const struct dp_action *a, enum dp_queue_backend qb)
 {
 	switch (a->kind) {
@@ -567,6 +589,10 @@ static int put_action(struct nftnl_rule *r, const struct dp_action *a, enum dp_q
 		return tproxy(r, a);
 	case DP_ACTION_TCP_MSS_SET:
 		return mss_set(r, a);
+	case DP_ACTION_MASQUERADE:
+		return put_bare(r, "masq");
+	case DP_ACTION_COUNTER:
+		return put_bare(r, "counter");
 	}
 	return -EINVAL;
 }

@@ -67,6 +67,7 @@ enum dp_match_kind {
 	DP_MATCH_OIFNAME,  /* meta oifname: output interface name */
 	DP_MATCH_TCP_SYN,  /* tcp flags & syn != 0: combine with DP_MATCH_L4PROTO tcp */
 	DP_MATCH_TCP_MSS_ABOVE, /* tcp option maxseg size > mss (packets with the option only) */
+	DP_MATCH_ICMPV6_TYPE, /* meta l4proto ipv6-icmp and icmpv6 type (neg: the type differs) */
 };
 
 /* ct state bits, as the kernel's NF_CT_STATE_BIT() encodes them. */
@@ -103,6 +104,7 @@ struct dp_match {
 		uint32_t uid;
 		char ifname[16]; /* IFNAMSIZ, NUL-padded */
 		uint16_t mss;    /* host byte order */
+		uint8_t icmp_type;
 	};
 };
 
@@ -114,6 +116,8 @@ enum dp_action_kind {
 	DP_ACTION_CT_MARK_SET,
 	DP_ACTION_TPROXY,  /* prerouting only; not a verdict: follow it with accept */
 	DP_ACTION_TCP_MSS_SET, /* tcp option maxseg size set mss (checksum updated); not a verdict */
+	DP_ACTION_MASQUERADE,  /* nat postrouting only: source address of the output interface */
+	DP_ACTION_COUNTER,     /* packets and bytes (nft list shows them); not a verdict */
 };
 
 #define DP_QUEUE_F_BYPASS (1u << 0) /* accept when no reader is bound (fail open) */

@@ -3,7 +3,9 @@
  * Each request is sent with NLM_F_ACK and waited for on a socket of its own, so errors come
  * back to the caller. Adding what exists (EEXIST) and deleting what is gone (ENOENT, ESRCH)
  * are successes: the daemon's idea of its routing state converges on the kernel's. */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <stdio.h>
 #include <net/if.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +15,8 @@
 
 #include <libmnl/libmnl.h>
 #include <linux/fib_rules.h>
+#include <linux/if_addr.h>
+#include <linux/if_link.h>
 #include <linux/rtnetlink.h>
 
 #include "dp_route.h"
@@ -246,23 +250,24 @@ static int del_route(struct dp_route *r, uint32_t table, int family, uint8_t dst
 	return change_result(talk(r, nlh, NULL, NULL), false);
 }
 
-int dp_route_flush_table(struct dp_route *r, uint32_t table)
+/* One pass over both families; *ret_full when a dump filled the item array (more may be left). */
+static int flush_pass(struct dp_route *r, struct found *f, uint32_t table, bool rules, bool *ret_full)
 {
 	static const int families[] = { AF_INET, AF_INET6 };
-	struct found *f = calloc(1, sizeof(*f));
 	int ret = 0, e;
 	size_t i, k;
 
-	if (!f)
-		return -ENOMEM;
+	*ret_full = false;
 	for (k = 0; k < 2; k++) {
 		f->n = 0;
 		f->table = table;
-		e = dump(r, RTM_GETRULE, families[k], f);
+		e = rules ? dump(r, RTM_GETRULE, families[k], f) : 0;
 		if (e == 0)
 			e = dump(r, RTM_GETROUTE, families[k], f);
 		if (e < 0 && !ret)
 			ret = e;
+		if (f->n == FLUSH_MAX)
+			*ret_full = true;
 		for (i = 0; i < f->n; i++) {
 			if (f->item[i].rule)
 				e = dp_route_fwmark_rule(r, false, f->item[i].family, f->item[i].mark,
@@ -274,6 +279,303 @@ int dp_route_flush_table(struct dp_route *r, uint32_t table)
 				ret = e;
 		}
 	}
+	return ret;
+}
+
+static int flush(struct dp_route *r, uint32_t table, bool rules)
+{
+	struct found *f = calloc(1, sizeof(*f));
+	bool full = true;
+	int ret = 0, e, pass;
+
+	if (!f)
+		return -ENOMEM;
+	/* A tunnel's table holds up to 1024 routes per family: repeat while a dump was full. */
+	for (pass = 0; full && pass < 16; pass++) {
+		e = flush_pass(r, f, table, rules, &full);
+		if (e < 0 && !ret)
+			ret = e;
+	}
 	free(f);
 	return ret;
+}
+
+int dp_route_flush_table(struct dp_route *r, uint32_t table)
+{
+	return flush(r, table, true);
+}
+
+int dp_route_flush_routes(struct dp_route *r, uint32_t table)
+{
+	return flush(r, table, false);
+}
+
+/* ---- packet tunnels ---------------------------------------------------------------- */
+
+static size_t family_len(int family)
+{
+	return family == AF_INET ? 4 : 16;
+}
+
+int dp_route_rule(struct dp_route *r, bool add, int family, const struct dp_rule_spec *s)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	struct fib_rule_hdr *frh;
+
+	nlh->nlmsg_type = add ? RTM_NEWRULE : RTM_DELRULE;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | (add ? NLM_F_CREATE | NLM_F_EXCL : 0);
+	frh = mnl_nlmsg_put_extra_header(nlh, sizeof(*frh));
+	frh->family = (uint8_t)family;
+	frh->action = FR_ACT_TO_TBL;
+	frh->flags = s->invert ? FIB_RULE_INVERT : 0;
+	frh->table = s->table < 256 ? (uint8_t)s->table : RT_TABLE_UNSPEC;
+	mnl_attr_put_u32(nlh, FRA_TABLE, s->table);
+	mnl_attr_put_u32(nlh, FRA_FWMARK, s->mark);
+	mnl_attr_put_u32(nlh, FRA_FWMASK, s->mask);
+	mnl_attr_put_u32(nlh, FRA_PRIORITY, s->priority);
+	if (s->suppress >= 0)
+		mnl_attr_put_u32(nlh, FRA_SUPPRESS_PREFIXLEN, (uint32_t)s->suppress);
+	return change_result(talk(r, nlh, NULL, NULL), add);
+}
+
+int dp_route_prefix(struct dp_route *r, bool add, uint32_t table, const struct dp_prefix *p, unsigned ifindex)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	struct rtmsg *rtm;
+
+	nlh->nlmsg_type = add ? RTM_NEWROUTE : RTM_DELROUTE;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | (add ? NLM_F_CREATE | NLM_F_EXCL : 0);
+	rtm = mnl_nlmsg_put_extra_header(nlh, sizeof(*rtm));
+	rtm->rtm_family = (uint8_t)p->family;
+	rtm->rtm_dst_len = p->len;
+	rtm->rtm_table = table < 256 ? (uint8_t)table : RT_TABLE_UNSPEC;
+	rtm->rtm_protocol = RTPROT_STATIC;
+	rtm->rtm_scope = ifindex ? RT_SCOPE_LINK : RT_SCOPE_UNIVERSE;
+	rtm->rtm_type = ifindex ? RTN_UNICAST : RTN_THROW;
+	mnl_attr_put_u32(nlh, RTA_TABLE, table);
+	if (p->len)
+		mnl_attr_put(nlh, RTA_DST, family_len(p->family), p->addr);
+	if (ifindex)
+		mnl_attr_put_u32(nlh, RTA_OIF, ifindex);
+	return change_result(talk(r, nlh, NULL, NULL), add);
+}
+
+int dp_route_addr(struct dp_route *r, bool add, unsigned ifindex, const struct dp_prefix *p)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	struct ifaddrmsg *ifa;
+
+	nlh->nlmsg_type = add ? RTM_NEWADDR : RTM_DELADDR;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | (add ? NLM_F_CREATE | NLM_F_EXCL : 0);
+	ifa = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifa));
+	ifa->ifa_family = (uint8_t)p->family;
+	ifa->ifa_prefixlen = p->len;
+	ifa->ifa_index = ifindex;
+	ifa->ifa_scope = RT_SCOPE_UNIVERSE;
+	if (p->family == AF_INET6) {
+		ifa->ifa_flags = IFA_F_NODAD;
+		mnl_attr_put_u32(nlh, IFA_FLAGS, IFA_F_NODAD);
+	}
+	mnl_attr_put(nlh, IFA_LOCAL, family_len(p->family), p->addr);
+	mnl_attr_put(nlh, IFA_ADDRESS, family_len(p->family), p->addr);
+	return change_result(talk(r, nlh, NULL, NULL), add);
+}
+
+int dp_route_link_set(struct dp_route *r, unsigned ifindex, uint32_t mtu, bool addrgen_none, bool up)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	struct ifinfomsg *ifi;
+	struct nlattr *spec, *in6;
+
+	nlh->nlmsg_type = RTM_NEWLINK;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+	ifi = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifi));
+	ifi->ifi_family = AF_UNSPEC;
+	ifi->ifi_index = (int)ifindex;
+	ifi->ifi_change = IFF_UP;
+	ifi->ifi_flags = up ? IFF_UP : 0;
+	if (mtu)
+		mnl_attr_put_u32(nlh, IFLA_MTU, mtu);
+	if (addrgen_none) {
+		spec = mnl_attr_nest_start(nlh, IFLA_AF_SPEC);
+		in6 = mnl_attr_nest_start(nlh, AF_INET6);
+		mnl_attr_put_u8(nlh, IFLA_INET6_ADDR_GEN_MODE, IN6_ADDR_GEN_MODE_NONE);
+		mnl_attr_nest_end(nlh, in6);
+		mnl_attr_nest_end(nlh, spec);
+	}
+	return talk(r, nlh, NULL, NULL);
+}
+
+struct connected {
+	const unsigned *skip;
+	size_t n_skip, max, n;
+	struct dp_prefix *out;
+	unsigned lo;
+};
+
+static int connected_cb(const struct nlmsghdr *nlh, void *ud)
+{
+	struct connected *c = ud;
+	const struct rtmsg *rtm = mnl_nlmsg_get_payload(nlh);
+	const struct nlattr *a;
+	struct dp_prefix p = { .family = rtm->rtm_family, .len = rtm->rtm_dst_len };
+	unsigned oif = 0;
+	bool gw = false;
+	size_t i;
+
+	if (attr_table(nlh, sizeof(*rtm), RTA_TABLE, rtm->rtm_table) != RT_TABLE_MAIN ||
+	    rtm->rtm_type != RTN_UNICAST || rtm->rtm_dst_len == 0 || c->n >= c->max)
+		return MNL_CB_OK;
+	mnl_attr_for_each(a, nlh, sizeof(*rtm)) {
+		size_t l = mnl_attr_get_payload_len(a);
+
+		if (mnl_attr_get_type(a) == RTA_DST && l == family_len(p.family))
+			memcpy(p.addr, mnl_attr_get_payload(a), l);
+		else if (mnl_attr_get_type(a) == RTA_OIF && l == 4)
+			oif = mnl_attr_get_u32(a);
+		else if (mnl_attr_get_type(a) == RTA_GATEWAY || mnl_attr_get_type(a) == RTA_VIA ||
+			 mnl_attr_get_type(a) == RTA_MULTIPATH)
+			gw = true;
+	}
+	if (gw || !oif || oif == c->lo)
+		return MNL_CB_OK;
+	for (i = 0; i < c->n_skip; i++)
+		if (c->skip[i] == oif)
+			return MNL_CB_OK;
+	for (i = 0; i < c->n; i++)
+		if (!memcmp(&c->out[i], &p, sizeof(p)))
+			return MNL_CB_OK;
+	c->out[c->n++] = p;
+	return MNL_CB_OK;
+}
+
+int dp_route_connected(struct dp_route *r, const unsigned *skip_ifindex, size_t n_skip,
+		       struct dp_prefix *out, size_t max, size_t *ret_n)
+{
+	static const int families[] = { AF_INET, AF_INET6 };
+	struct connected c = { skip_ifindex, n_skip, max, 0, out, if_nametoindex("lo") };
+	size_t k;
+	int e;
+
+	memset(out, 0, max * sizeof(*out));
+	for (k = 0; k < 2; k++) {
+		char buf[MNL_SOCKET_BUFFER_SIZE];
+		struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+		struct rtmsg *rtm;
+
+		nlh->nlmsg_type = RTM_GETROUTE;
+		nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+		rtm = mnl_nlmsg_put_extra_header(nlh, sizeof(*rtm));
+		rtm->rtm_family = (uint8_t)families[k];
+		e = talk(r, nlh, connected_cb, &c);
+		if (e < 0)
+			return e;
+	}
+	*ret_n = c.n;
+	return 0;
+}
+
+static int stats_cb(const struct nlmsghdr *nlh, void *ud)
+{
+	struct dp_link_stats *st = ud;
+	const struct nlattr *a;
+
+	mnl_attr_for_each(a, nlh, sizeof(struct ifinfomsg)) {
+		if (mnl_attr_get_type(a) == IFLA_STATS64 &&
+		    mnl_attr_get_payload_len(a) >= sizeof(struct rtnl_link_stats64)) {
+			struct rtnl_link_stats64 s;
+
+			memcpy(&s, mnl_attr_get_payload(a), sizeof(s));
+			st->rx_bytes = s.rx_bytes;
+			st->rx_packets = s.rx_packets;
+			st->tx_bytes = s.tx_bytes;
+			st->tx_packets = s.tx_packets;
+			st->rx_dropped = s.rx_dropped;
+			st->tx_dropped = s.tx_dropped;
+		}
+	}
+	return MNL_CB_OK;
+}
+
+int dp_route_link_stats(struct dp_route *r, unsigned ifindex, struct dp_link_stats *ret)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	struct ifinfomsg *ifi;
+
+	memset(ret, 0, sizeof(*ret));
+	nlh->nlmsg_type = RTM_GETLINK;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+	ifi = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifi));
+	ifi->ifi_family = AF_UNSPEC;
+	ifi->ifi_index = (int)ifindex;
+	return talk(r, nlh, stats_cb, ret);
+}
+
+int dp_prefix_parse(const char *text, bool host_bits_ok, struct dp_prefix *ret)
+{
+	char host[INET6_ADDRSTRLEN + 1];
+	const char *slash = strchr(text, '/');
+	size_t hl = slash ? (size_t)(slash - text) : strlen(text);
+	struct dp_prefix p = { 0 };
+	unsigned long len;
+	char *end;
+
+	if (hl == 0 || hl >= sizeof(host))
+		return -EINVAL;
+	memcpy(host, text, hl);
+	host[hl] = '\0';
+	if (inet_pton(AF_INET, host, p.addr) == 1)
+		p.family = AF_INET;
+	else if (inet_pton(AF_INET6, host, p.addr) == 1)
+		p.family = AF_INET6;
+	else
+		return -EINVAL;
+	len = family_len(p.family) * 8;
+	if (slash) {
+		if (slash[1] < '0' || slash[1] > '9')
+			return -EINVAL;
+		errno = 0;
+		len = strtoul(slash + 1, &end, 10);
+		if (*end || errno || len > family_len(p.family) * 8)
+			return -EINVAL;
+	}
+	p.len = (uint8_t)len;
+	if (!host_bits_ok) {
+		struct dp_prefix n = p;
+
+		dp_prefix_network(&n);
+		if (memcmp(n.addr, p.addr, sizeof(p.addr)))
+			return -EINVAL;
+	}
+	*ret = p;
+	return 0;
+}
+
+void dp_prefix_network(struct dp_prefix *p)
+{
+	size_t i, bits = p->len;
+
+	for (i = 0; i < 16; i++) {
+		if (bits >= 8) {
+			bits -= 8;
+			continue;
+		}
+		p->addr[i] &= (uint8_t)(0xff00u >> bits);
+		bits = 0;
+	}
+}
+
+const char *dp_prefix_format(const struct dp_prefix *p, char *buf, size_t size)
+{
+	char a[INET6_ADDRSTRLEN];
+
+	if (!inet_ntop(p->family, p->addr, a, sizeof(a)))
+		snprintf(a, sizeof(a), "?");
+	snprintf(buf, size, "%s/%u", a, p->len);
+	return buf;
 }

@@ -34,6 +34,7 @@
 #include "pktfilter.h"
 #include "sandbox.h"
 #include "store.h"
+#include "tunnel.h"
 #include "util.h"
 #include "wire.h"
 
@@ -193,6 +194,8 @@ static void prov_free(struct provider *p)
 		dnsprov_provider_gone(p->ext->d, p->config, p->ext->fd >= 0 ? "provider stopped" : "extension exited");
 	if (p->type == NE_PROVIDER_FILTER_PACKET)
 		pktfilter_provider_gone(p->ext->d, p->config, p->ext->fd >= 0 ? "provider stopped" : "extension exited");
+	if (p->type == NE_PROVIDER_PACKET_TUNNEL)
+		tunnel_provider_gone(p->ext->d, p->config, p->ext->fd >= 0 ? "provider stopped" : "extension exited");
 	ne_list_remove(&p->link);
 	free(p);
 }
@@ -344,6 +347,28 @@ static void pending_fail_all(struct ext *e, const char *why)
 
 /* ---- providers ------------------------------------------------------------------- */
 
+/* tunnel.start's options over the configuration's: same key replaces, new keys append. */
+static void merge_start_options(struct daemon *d, const char *config, struct ne_msg_start *m)
+{
+	const char *const *keys, *const *values;
+	size_t n = tunnel_start_options(d, config, &keys, &values), i, k;
+
+	for (i = 0; i < n; i++) {
+		struct ne_view kv = { keys[i], strlen(keys[i]) }, vv = { values[i], strlen(values[i]) };
+
+		for (k = 0; k < m->n_options; k++)
+			if (m->keys[k].len == kv.len && !memcmp(m->keys[k].p, kv.p, kv.len))
+				break;
+		if (k == m->n_options) {
+			if (m->n_options >= NE_WIRE_OPTIONS_MAX)
+				continue;
+			m->n_options++;
+		}
+		m->keys[k] = kv;
+		m->values[k] = vv;
+	}
+}
+
 static int prov_send_start(struct ext *e, const struct store_config *c, struct ctl_req *req)
 {
 	struct ne_msg_start m = { 0 };
@@ -377,6 +402,8 @@ static int prov_send_start(struct ext *e, const struct store_config *c, struct c
 		m.keys[i] = (struct ne_view){ c->keys[i], strlen(c->keys[i]) };
 		m.values[i] = (struct ne_view){ c->values[i], strlen(c->values[i]) };
 	}
+	if (p->type == NE_PROVIDER_PACKET_TUNNEL)
+		merge_start_options(e->d, c->name, &m);
 	log_info("extension %s: starting provider for configuration %s (%s)", e->id, c->name,
 		 ne_provider_type_name(c->provider_type));
 	if (p->type == NE_PROVIDER_FILTER_DATA)
@@ -385,6 +412,8 @@ static int prov_send_start(struct ext *e, const struct store_config *c, struct c
 		dnsprov_provider_present(e->d, p->config, e, p->handle);
 	if (p->type == NE_PROVIDER_FILTER_PACKET)
 		pktfilter_provider_present(e->d, p->config, e, p->handle);
+	if (p->type == NE_PROVIDER_PACKET_TUNNEL)
+		tunnel_provider_present(e->d, p->config, e, p->handle);
 	return ext_send(e, ne_msg_start_encode(&b, pd->id, &m));
 }
 
@@ -413,6 +442,8 @@ static int prov_send_stop(struct provider *p, ne_stop_reason reason, struct ctl_
 		dnsprov_provider_gone(e->d, p->config, ne_stop_reason_name(reason));
 	if (p->type == NE_PROVIDER_FILTER_PACKET)
 		pktfilter_provider_gone(e->d, p->config, ne_stop_reason_name(reason));
+	if (p->type == NE_PROVIDER_PACKET_TUNNEL)
+		tunnel_provider_stopping(e->d, p->config, ne_stop_reason_name(reason));
 	return ext_send(e, ne_msg_stop_encode(&b, pd->id, &m));
 }
 
@@ -515,6 +546,8 @@ static int on_start_done(struct ext *e, const struct ne_msg_hdr *h, const uint8_
 			dnsprov_provider_running(e->d, pv->config);
 		if (pv->type == NE_PROVIDER_FILTER_PACKET && pv->state == PROV_RUNNING)
 			pktfilter_provider_running(e->d, pv->config);
+		if (pv->type == NE_PROVIDER_PACKET_TUNNEL && pv->state == PROV_RUNNING)
+			tunnel_provider_running(e->d, pv->config);
 		if (pd->req)
 			ctl_req_reply(pd->req, json_pack("{s:s, s:s}", "configuration", pv->config,
 							 "state", "running"));
@@ -525,6 +558,12 @@ static int on_start_done(struct ext *e, const struct ne_msg_hdr *h, const uint8_
 			ctl_req_error(pd->req, "failed", "provider failed to start: %s%s%.*s",
 				      strerror(-m.error), m.message.len ? ": " : "",
 				      (int)m.message.len, m.message.p);
+		if (pv->type == NE_PROVIDER_PACKET_TUNNEL) {
+			char msg[NE_WIRE_STR_MAX + 1];
+
+			snprintf(msg, sizeof(msg), "%.*s", (int)m.message.len, m.message.p);
+			tunnel_provider_failed(e->d, pv->config, m.error < 0 ? m.error : -EIO, msg);
+		}
 		prov_free(pv);
 	}
 	pending_free(pd);
@@ -725,6 +764,46 @@ static int on_packet_settings(struct ext *e, const struct ne_msg_hdr *h, const u
 	return pktfilter_on_settings(e->d, pv->config, h->id, p, len);
 }
 
+/* Tunnel frames from a provider of another type, or for a provider that is gone, are faults:
+ * a tunnel provider stops only after the daemon asked it to. */
+static int on_tunnel_settings(struct ext *e, const struct ne_msg_hdr *h, const uint8_t *p, size_t len)
+{
+	struct provider *pv = typed_prov(e, p, len, NE_PROVIDER_PACKET_TUNNEL);
+
+	if (!pv)
+		return len < 4 ? -EBADMSG : -EPROTO;
+	return tunnel_on_settings(e->d, pv->config, h->id, p, len);
+}
+
+static int on_tunnel_state(struct ext *e, const struct ne_msg_hdr *h, const uint8_t *p, size_t len)
+{
+	struct provider *pv = typed_prov(e, p, len, NE_PROVIDER_PACKET_TUNNEL);
+
+	if (!pv || h->id != 0)
+		return len < 4 ? -EBADMSG : -EPROTO;
+	return tunnel_on_state(e->d, pv->config, p, len);
+}
+
+static int on_tunnel_cancel(struct ext *e, const struct ne_msg_hdr *h, const uint8_t *p, size_t len)
+{
+	struct provider *pv = typed_prov(e, p, len, NE_PROVIDER_PACKET_TUNNEL);
+
+	if (!pv || h->id != 0)
+		return len < 4 ? -EBADMSG : -EPROTO;
+	if (pv->state == PROV_STOPPING)
+		return 0; /* crossed our STOP */
+	return tunnel_on_cancel(e->d, pv->config, p, len);
+}
+
+static int on_tunnel_socket(struct ext *e, const struct ne_msg_hdr *h, const uint8_t *p, size_t len)
+{
+	struct provider *pv = typed_prov(e, p, len, NE_PROVIDER_PACKET_TUNNEL);
+
+	if (!pv)
+		return len < 4 ? -EBADMSG : -EPROTO;
+	return tunnel_on_socket(e->d, pv->config, h->id, p, len);
+}
+
 typedef int (*frame_handler)(struct ext *, const struct ne_msg_hdr *, const uint8_t *, size_t);
 
 static const frame_handler frame_handlers[NE_MSG_TYPE_MAX + 1] = {
@@ -740,6 +819,10 @@ static const frame_handler frame_handlers[NE_MSG_TYPE_MAX + 1] = {
 	[NE_MSG_DNS_VERDICT] = on_dns_verdict,
 	[NE_MSG_DNS_RESPONSE_VERDICT] = on_dns_response_verdict,
 	[NE_MSG_PACKET_SETTINGS] = on_packet_settings,
+	[NE_MSG_TUNNEL_SETTINGS] = on_tunnel_settings,
+	[NE_MSG_TUNNEL_STATE] = on_tunnel_state,
+	[NE_MSG_TUNNEL_CANCEL] = on_tunnel_cancel,
+	[NE_MSG_TUNNEL_SOCKET] = on_tunnel_socket,
 };
 
 /* Checks in the order of wire.h: role, header, state, exact decode (in the handler). */
@@ -1572,6 +1655,16 @@ int ext_config_stop(struct daemon *d, const char *config, struct ctl_req *req)
 	}
 	prov_send_stop(p, NE_STOP_REASON_USER_INITIATED, req);
 	return 0;
+}
+
+void ext_config_stop_reason(struct daemon *d, const char *config, int reason)
+{
+	struct provider *p = prov_by_config(d, config);
+
+	/* Not restarted with its extension: a provider that gave up stays stopped. */
+	store_config_set_enabled(d->store, config, false);
+	if (p && p->ext->fd >= 0)
+		prov_send_stop(p, (ne_stop_reason)reason, NULL);
 }
 
 void ext_config_removed(struct daemon *d, const char *config)

@@ -26,6 +26,7 @@
 #include "dnsctl.h"
 #include "dnsprov.h"
 #include "pktfilter.h"
+#include "tunnel.h"
 #include "dnsproxy.h"
 #include "dnsroutes.h"
 #include "dp_nft.h"
@@ -136,6 +137,8 @@ int daemon_apply_ruleset(struct daemon *d)
 		r = dnsproxy_add_rules(d, &rs);
 	if (r == 0)
 		r = pktfilter_add_rules(d, &rs);
+	if (r == 0)
+		r = tunnel_add_rules(d, &rs);
 	if (r == 0)
 		r = dp_nft_apply(d->nft, &rs);
 	dp_ruleset_free(&rs);
@@ -275,6 +278,7 @@ static void final_cleanup(struct daemon *d)
 	control_close(d->control);
 	d->control = NULL;
 	sysext_fini(d);
+	tunnel_fini(d); /* devices, routes, rules and DNS routes, while the DNS engine still runs */
 	dnsproxy_fini(d); /* in-flight queries are answered SERVFAIL; listeners, rules, routes go */
 	dnsprov_fini(d);
 	dnsroutes_free(d->dns_routes);
@@ -358,6 +362,11 @@ static int run(struct daemon *d)
 	r = pktfilter_init(d);
 	if (r < 0) {
 		log_warnx("cannot set up the packet filter: %s", strerror(-r));
+		goto fail;
+	}
+	r = tunnel_init(d);
+	if (r < 0) {
+		log_warnx("cannot set up packet tunnels: %s", strerror(-r));
 		goto fail;
 	}
 	r = sysext_init(d);

@@ -34,8 +34,13 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
+
+#include "dp_route.h"
+#include "wire.h"
 
 struct daemon;
+struct dns_route;
 struct ext;
 struct ctl_req;
 struct dp_ruleset;
@@ -81,3 +86,61 @@ void tunnel_ctl_start(struct daemon *d, struct ctl_req *req, void *params);
 void tunnel_ctl_stop(struct daemon *d, struct ctl_req *req, void *params);
 void tunnel_ctl_status(struct daemon *d, struct ctl_req *req, void *params);
 void tunnel_ctl_watch(struct daemon *d, struct ctl_req *req, void *params);
+
+/* Extra start options (tunnel.start's "options"), merged over the configuration's options in
+ * the START ext.c sends: n pairs, valid until the next tunnel.start / stop of config. */
+size_t tunnel_start_options(struct daemon *d, const char *config, const char *const **ret_keys,
+			    const char *const **ret_values);
+
+/* ---- the pure part (tunnel_plan.c, unit-tested) ---------------------------------------- */
+
+#define TUNNEL_DOMAIN_MAX 254
+#define TUNNEL_PLAN_ROUTES_MAX (2 * NE_WIRE_TUNNEL_ROUTES_MAX + NE_WIRE_TUNNEL_ADDRESSES_MAX + 256)
+
+/* TUNNEL_SETTINGS, checked. */
+struct tunnel_settings {
+	uint8_t flags;                 /* NE_TUNNEL_F_* */
+	char remote[256];
+	uint32_t mtu;                  /* resolved: mtu, else 1500 - overhead, else 1420 */
+	uint16_t queues;               /* 0: unchanged / 1 */
+	size_t n_addr, n_incl, n_excl, n_dns, n_search, n_match;
+	struct dp_prefix addr[NE_WIRE_TUNNEL_ADDRESSES_MAX];
+	struct dp_prefix incl[NE_WIRE_TUNNEL_ROUTES_MAX];
+	struct dp_prefix excl[NE_WIRE_TUNNEL_ROUTES_MAX];
+	struct sockaddr_storage dns[NE_WIRE_TUNNEL_DNS_MAX];
+	char search[NE_WIRE_TUNNEL_SEARCH_MAX][TUNNEL_DOMAIN_MAX];  /* normalized */
+	char match[NE_WIRE_TUNNEL_MATCH_MAX][TUNNEL_DOMAIN_MAX];
+};
+
+struct tunnel_plan_rule {
+	int family;
+	struct dp_rule_spec spec;
+};
+
+/* What a tunnel installs in its table and rules. */
+struct tunnel_plan {
+	size_t n_routes;
+	struct {
+		struct dp_prefix prefix;
+		bool via_dev; /* else throw */
+	} routes[TUNNEL_PLAN_ROUTES_MAX];
+	size_t n_rules;
+	struct tunnel_plan_rule rules[6];
+};
+
+/* Checks m into *s: -EINVAL with err naming the field ("included_routes[2]: ..."). */
+int tunnel_settings_parse(const struct ne_msg_tunnel_settings *m, struct tunnel_settings *s,
+			  char *err, size_t errlen);
+/* The routes (excluded → throw, included or the addresses' networks → dev, connected
+ * networks → throw with exclude_local_networks or without enforce_routes) and rules
+ * (whole-host or per-app) of slot. -E2BIG past TUNNEL_PLAN_ROUTES_MAX. */
+int tunnel_plan_build(const struct tunnel_settings *s, unsigned slot, bool per_app,
+		      const struct dp_prefix *connected, size_t n_connected, struct tunnel_plan *p);
+/* The split-DNS routes of s with source "tunnel:NAME": one per match domain, or the default
+ * route ("") for servers without match domains; none without servers. */
+int tunnel_dns_routes(const struct tunnel_settings *s, const char *name, struct dns_route *out,
+		      size_t max, size_t *ret_n);
+/* The lowest free slot, -ENOSPC. */
+int tunnel_slot_alloc(const bool used[TUNNEL_MAX]);
+/* An interface name the kernel accepts (1..15 bytes, no '/', ':', spaces): 0 or -EINVAL. */
+int tunnel_ifname_check(const char *name);

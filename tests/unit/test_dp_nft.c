@@ -483,6 +483,55 @@ static void test_mss_clamp(void **state)
 	(void)state;
 }
 
+/* Packet tunnels: `icmpv6 type N`, `counter drop`, and a nat chain with `masquerade`. */
+static void test_tunnel_exprs(void **state)
+{
+	struct dp_match icmp = {.kind = DP_MATCH_ICMPV6_TYPE, .icmp_type = 135};
+	struct dp_match oif = {.kind = DP_MATCH_OIFNAME, .ifname = "netext0"};
+	struct dp_action acc = {.kind = DP_ACTION_ACCEPT};
+	struct dp_action cd[2] = { {.kind = DP_ACTION_COUNTER}, {.kind = DP_ACTION_DROP} };
+	struct dp_action masq = {.kind = DP_ACTION_MASQUERADE};
+	static const char *want_icmp[] = {"meta", "cmp", "payload", "cmp", "immediate"};
+	struct nftnl_expr *e[MAX_EXPRS];
+	struct dp_ruleset rs;
+	struct parsed p;
+	const uint8_t *v;
+	uint32_t len;
+	size_t n, nat;
+
+	dp_ruleset_init_base(&rs, "netext-test");
+	assert_int_equal(dp_ruleset_add_chain(&rs, "tunnel_nat", DP_CHAIN_NAT, DP_HOOK_POSTROUTING,
+					      DP_PRIO_SRCNAT, &nat), 0);
+	assert_int_equal(dp_ruleset_add(&rs, 3, &icmp, 1, &acc, 1), 0);
+	assert_int_equal(dp_ruleset_add(&rs, 3, NULL, 0, cd, 2), 0);
+	assert_int_equal(dp_ruleset_add(&rs, nat, &oif, 1, &masq, 1), 0);
+	build_and_parse(&rs, DP_QUEUE_COMPAT, &p);
+	assert_int_equal(p.n_rules, 3);
+	n = rule_exprs(p.rules[0], e);
+	assert_int_equal(n, NE_ARRAY_SIZE(want_icmp));
+	for (size_t i = 0; i < n; i++)
+		assert_string_equal(expr_name(e[i]), want_icmp[i]);
+	v = nftnl_expr_get(e[1], NFTNL_EXPR_CMP_DATA, &len);
+	assert_int_equal(len, 1);
+	assert_int_equal(v[0], IPPROTO_ICMPV6);
+	assert_int_equal(nftnl_expr_get_u32(e[2], NFTNL_EXPR_PAYLOAD_BASE), NFT_PAYLOAD_TRANSPORT_HEADER);
+	assert_int_equal(nftnl_expr_get_u32(e[2], NFTNL_EXPR_PAYLOAD_OFFSET), 0);
+	assert_int_equal(nftnl_expr_get_u32(e[2], NFTNL_EXPR_PAYLOAD_LEN), 1);
+	v = nftnl_expr_get(e[3], NFTNL_EXPR_CMP_DATA, &len);
+	assert_int_equal(len, 1);
+	assert_int_equal(v[0], 135);
+	n = rule_exprs(p.rules[1], e);
+	assert_int_equal(n, 2);
+	assert_string_equal(expr_name(e[0]), "counter");
+	assert_string_equal(expr_name(e[1]), "immediate");
+	n = rule_exprs(p.rules[2], e);
+	assert_string_equal(expr_name(e[n - 1]), "masq");
+	assert_string_equal(nftnl_rule_get_str(p.rules[2], NFTNL_RULE_CHAIN), "tunnel_nat");
+	parsed_free(&p);
+	dp_ruleset_free(&rs);
+	(void)state;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -497,6 +546,7 @@ int main(void)
 		cmocka_unit_test(test_tproxy_bad_family),
 		cmocka_unit_test(test_ifname),
 		cmocka_unit_test(test_mss_clamp),
+		cmocka_unit_test(test_tunnel_exprs),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -147,6 +147,103 @@ static void test_small_table(void **state)
 	assert_false(has(ROUTE6, "table 200"));
 }
 
+/* Packet tunnels: inverted rules with suppress_prefixlength, routes via a device and throw
+ * routes in a tunnel table, addresses (IPv6 without DAD), link settings, connected networks,
+ * statistics, and a flush of more routes than one dump pass holds. */
+static void test_tunnel(void **state)
+{
+	struct dp_rule_spec spec = { 0x04000000, 0x04000000, true, 0, 7160, 7160 };
+	struct dp_rule_spec def = { 0x04000000, 0x04000000, true, -1, 7160, 7180 };
+	struct dp_prefix p, conn[16];
+	struct dp_link_stats st;
+	unsigned dummy;
+	size_t n, i;
+	char cmd[128];
+
+	if (!have_netns)
+		skip();
+	run("ip link add nxt0 type veth peer name nxt1 && "
+	    "ip addr add 198.18.9.1/24 dev nxt1 && ip link set nxt1 up");
+	dummy = if_nametoindex("nxt0");
+	assert_true(dummy > 0);
+	assert_int_equal(dp_route_link_set(rt, dummy, 0, true, false), 0);
+	assert_int_equal(dp_route_link_set(rt, dummy, 1400, false, true), 0);
+	assert_true(has("ip link show nxt0", "mtu 1400"));
+	assert_int_equal(dp_prefix_parse("fd77::1/64", true, &p), 0);
+	assert_int_equal(dp_route_addr(rt, true, dummy, &p), 0);
+	assert_int_equal(dp_route_addr(rt, true, dummy, &p), 0);
+	assert_true(has("ip -6 addr show dev nxt0", "inet6 fd77::1/64 scope global nodad"));
+	assert_false(has("ip -6 addr show dev nxt0", "fe80::"));
+	assert_false(has("ip -6 addr show dev nxt0", "tentative"));
+	assert_int_equal(dp_prefix_parse("10.77.0.1/24", true, &p), 0);
+	assert_int_equal(dp_route_addr(rt, true, dummy, &p), 0);
+	assert_true(has("ip -4 addr show dev nxt0", "inet 10.77.0.1/24"));
+
+	assert_int_equal(dp_route_rule(rt, true, AF_INET, &spec), 0);
+	assert_int_equal(dp_route_rule(rt, true, AF_INET6, &def), 0);
+	assert_int_equal(dp_route_rule(rt, true, AF_INET6, &def), 0);
+	assert_true(has(RULE4, "7160:\tnot from all fwmark 0x4000000/0x4000000 lookup 7160 suppress_prefixlength 0"));
+	assert_true(has(RULE6, "7180:\tnot from all fwmark 0x4000000/0x4000000 lookup 7160"));
+	assert_int_equal(dp_prefix_parse("0.0.0.0/0", false, &p), 0);
+	assert_int_equal(dp_route_prefix(rt, true, 7160, &p, dummy), 0);
+	assert_int_equal(dp_prefix_parse("10.99.5.0/24", false, &p), 0);
+	assert_int_equal(dp_route_prefix(rt, true, 7160, &p, 0), 0);
+	assert_int_equal(dp_route_prefix(rt, true, 7160, &p, 0), 0);
+	assert_true(has("ip -4 route show table 7160", "default dev nxt0"));
+	assert_true(has("ip -4 route show table 7160", "throw 10.99.5.0/24"));
+	/* The throw sends the lookup on to main, which has no route here. */
+	assert_false(has("ip -4 route get 10.99.5.1 2>&1 || true", "nxt0"));
+
+	assert_int_equal(dp_route_connected(rt, &dummy, 1, conn, 16, &n), 0);
+	for (i = 0; i < n; i++)
+		if (conn[i].family == AF_INET && conn[i].len == 24 && conn[i].addr[2] == 9)
+			break;
+	assert_true(i < n); /* 198.18.9.0/24 on nxt1 */
+	for (i = 0; i < n; i++)
+		assert_false(conn[i].family == AF_INET && conn[i].addr[0] == 10); /* not the skipped nxt0 */
+	assert_int_equal(dp_route_link_stats(rt, dummy, &st), 0);
+
+	/* More routes than a dump pass holds (256): the flush repeats. */
+	for (i = 0; i < 300; i++) {
+		snprintf(cmd, sizeof(cmd), "10.%zu.%zu.0/24", 100 + i / 256, i % 256);
+		assert_int_equal(dp_prefix_parse(cmd, false, &p), 0);
+		assert_int_equal(dp_route_prefix(rt, true, 7161, &p, 0), 0);
+	}
+	assert_int_equal(dp_route_flush_routes(rt, 7160), 0);
+	assert_false(has(ROUTE4, "table 7160"));
+	assert_true(has(RULE4, "lookup 7160"));
+	assert_int_equal(dp_route_flush_table(rt, 7160), 0);
+	assert_false(has(RULE4, "lookup 7160"));
+	assert_false(has(RULE6, "lookup 7160"));
+	assert_int_equal(dp_route_flush_table(rt, 7161), 0);
+	assert_false(has(ROUTE4, "table 7161"));
+	run("ip link del nxt0");
+}
+
+static void test_prefix_parse(void **state)
+{
+	struct dp_prefix p;
+	char buf[64];
+
+	assert_int_equal(dp_prefix_parse("10.1.2.3", true, &p), 0);
+	assert_int_equal(p.len, 32);
+	assert_int_equal(dp_prefix_parse("10.1.2.3/8", false, &p), -EINVAL);
+	assert_int_equal(dp_prefix_parse("10.1.2.3/8", true, &p), 0);
+	dp_prefix_network(&p);
+	assert_string_equal(dp_prefix_format(&p, buf, sizeof(buf)), "10.0.0.0/8");
+	assert_int_equal(dp_prefix_parse("fd00::1/129", true, &p), -EINVAL);
+	assert_int_equal(dp_prefix_parse("fd00::/7", false, &p), -EINVAL);
+	assert_int_equal(dp_prefix_parse("fc00::/7", false, &p), 0);
+	assert_string_equal(dp_prefix_format(&p, buf, sizeof(buf)), "fc00::/7");
+	assert_int_equal(p.family, AF_INET6);
+	assert_int_equal(dp_prefix_parse("fd00::/", true, &p), -EINVAL);
+	assert_int_equal(dp_prefix_parse("10.0.0.0/8x", true, &p), -EINVAL);
+	assert_int_equal(dp_prefix_parse("/8", true, &p), -EINVAL);
+	assert_int_equal(dp_prefix_parse("example.com", true, &p), -EINVAL);
+	assert_int_equal(dp_prefix_parse("10.0.0.0/-1", true, &p), -EINVAL);
+	(void)state;
+}
+
 static int group_setup(void **state)
 {
 	if (geteuid() == 0 && unshare(CLONE_NEWNET) == 0 && lo_up() == 0)
@@ -172,6 +269,8 @@ int main(void)
 		cmocka_unit_test(test_add_del),
 		cmocka_unit_test(test_flush),
 		cmocka_unit_test(test_small_table),
+		cmocka_unit_test(test_tunnel),
+		cmocka_unit_test(test_prefix_parse),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

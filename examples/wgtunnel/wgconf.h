@@ -1,0 +1,44 @@
+/* The configuration files of `wg setconf` and `wg-quick`: [Interface] and [Peer] sections of
+ * Key = Value lines, '#' comments, keys case-insensitive.
+ *
+ *   [Interface]  PrivateKey, ListenPort, Address, DNS, MTU; FwMark is read and ignored;
+ *                Table, PreUp, PostUp, PreDown, PostDown, SaveConfig are wg-quick's own
+ *                business and ignored with a warning.
+ *   [Peer]       PublicKey, PresharedKey, Endpoint, AllowedIPs, PersistentKeepalive.
+ *
+ * Endpoints must be numeric (1.2.3.4:51820, [2001:db8::1]:51820): resolving host names is
+ * the caller's job, before the tunnel exists. DNS entries that are not IP addresses are
+ * search domains, as in wg-quick. Errors name the file and line. */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "wg.h"
+
+struct wgconf_addr {
+	int family; /* AF_INET or AF_INET6 */
+	uint8_t addr[16];
+	uint8_t prefix;
+};
+
+struct wgconf {
+	struct wg_config wg; /* peers and their allowed IPs point into this object */
+	struct wgconf_addr *addresses;
+	size_t n_addresses;
+	struct wgconf_addr *dns; /* prefix is the full length */
+	size_t n_dns;
+	char **search;
+	size_t n_search;
+	unsigned mtu; /* 0: not given */
+	uint32_t fwmark;
+	char **warnings; /* "file:line: ..." for what was ignored */
+	size_t n_warnings;
+};
+
+/* Parses text (len bytes, need not be NUL-terminated); name is used in messages. On error
+ * returns -EINVAL (or -ENOMEM) and writes "name:line: what" into err. */
+int wgconf_parse(const char *text, size_t len, const char *name, struct wgconf **ret_conf,
+		 char *err, size_t errlen);
+int wgconf_parse_file(const char *path, struct wgconf **ret_conf, char *err, size_t errlen);
+void wgconf_free(struct wgconf *c);
