@@ -629,8 +629,14 @@ static int on_socket_fd(ne_extension *ext, uint64_t id, const uint8_t *p, size_t
 		close_fds(fds, nfds);
 		return -EPROTO;
 	}
-	if (m.error == 0)
+	if (m.error == 0) {
+		int fl = fcntl(fds[0], F_GETFL);
+
+		/* tunnel.h promises a blocking socket, whatever the daemon's flags were. */
+		if (fl >= 0 && (fl & O_NONBLOCK))
+			(void)fcntl(fds[0], F_SETFL, fl & ~O_NONBLOCK);
 		w->socket_done(pv, fds[0], 0, NULL, w->userdata);
+	}
 	else
 		w->socket_done(pv, -1, m.error, text_of(&m, text), w->userdata);
 	free(w);

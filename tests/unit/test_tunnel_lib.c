@@ -630,7 +630,7 @@ static void test_socket_state_cancel(void **state)
 	assert_int_equal(sm.family, 0);
 	assert_int_equal(sm.protocol, 17);
 	assert_int_equal(sm.port, 5000);
-	u = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	u = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	assert_true(u >= 0);
 	d_result(&f, NE_MSG_TUNNEL_SOCKET_FD, h.id, 0, "", &u, 1);
 	close(u);
@@ -639,6 +639,7 @@ static void test_socket_state_cancel(void **state)
 	assert_int_equal(ts.sock_error, 0);
 	assert_true(ts.sock_fd >= 0);
 	assert_true(fcntl(ts.sock_fd, F_GETFD) & FD_CLOEXEC);
+	assert_false(fcntl(ts.sock_fd, F_GETFL) & O_NONBLOCK); /* made blocking, as promised */
 	close(ts.sock_fd);
 	/* A socket refused. */
 	assert_int_equal(ne_tunnel_open_socket(ts.pv, AF_INET6, IPPROTO_TCP, 0, socket_done, NULL), 0);
