@@ -1243,6 +1243,18 @@ void wg_tick(struct wg_engine *e, uint64_t now_ns)
 
 /* ---- life cycle and status ------------------------------------------------------------ */
 
+/* Readers (every packet, from several threads) would otherwise starve the rare writer that
+ * installs a new session. No thread ever takes one of these locks twice. */
+static void rwlock_init(pthread_rwlock_t *l)
+{
+	pthread_rwlockattr_t a;
+
+	pthread_rwlockattr_init(&a);
+	pthread_rwlockattr_setkind_np(&a, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(l, &a);
+	pthread_rwlockattr_destroy(&a);
+}
+
 static int peer_init(struct wg_engine *e, struct peer *p, size_t idx,
 		     const struct wg_peer_config *pc)
 {
@@ -1258,7 +1270,7 @@ static int peer_init(struct wg_engine *e, struct peer *p, size_t idx,
 	p->ep = pc->endpoint;
 	if (p->ep.sa.sa_family != AF_INET && p->ep.sa.sa_family != AF_INET6)
 		p->ep.sa.sa_family = AF_UNSPEC;
-	pthread_rwlock_init(&p->kp_lock, NULL);
+	rwlock_init(&p->kp_lock);
 	pthread_mutex_init(&p->hs_lock, NULL);
 	for (size_t i = 0; i < pc->n_allowed_ips; i++) {
 		const struct wg_allowedip *a = &pc->allowed_ips[i];
@@ -1289,7 +1301,7 @@ int wg_engine_new(const struct wg_config *cfg, const struct wg_callbacks *cb, vo
 	wg_static_init(&e->st, cfg->private_key);
 	e->mtu = cfg->mtu ? cfg->mtu : WG_DEFAULT_MTU;
 	e->load_threshold = cfg->load_threshold ? cfg->load_threshold : DEFAULT_LOAD_THRESHOLD;
-	pthread_rwlock_init(&e->idx_lock, NULL);
+	rwlock_init(&e->idx_lock);
 	pthread_mutex_init(&e->cookie_lock, NULL);
 	pthread_mutex_init(&e->load_lock, NULL);
 	while (slots < cfg->n_peers * 8)

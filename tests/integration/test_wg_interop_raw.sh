@@ -111,7 +111,9 @@ echo "ok: handshake initiated by wgraw; ping and ping -6 both ways"
 
 # 2. iperf3 TCP both directions (hang guards only: throughput is reported, not asserted).
 ns_spawn "$B" iperf3 -s -B 10.77.0.2 >/dev/null 2>&1
-wait_for ns_exec "$A" bash -c "exec 3<>/dev/tcp/10.77.0.2/5201" || fail "iperf3 server"
+# Not a probe connection: iperf3's server takes a bare connect for a broken test.
+iperf_listening() { ns_exec "$B" ss -Hltn "sport = :5201" | grep -q .; }
+wait_for iperf_listening || fail "iperf3 server"
 for dir in "" "-R"; do
 	out=$(ns_exec "$A" timeout 30 iperf3 -c 10.77.0.2 -t 3 -f m $dir 2>&1) ||
 		{ echo "$out"; fail "iperf3 $dir"; }
