@@ -4,7 +4,8 @@
 #   1. without the kill switch, a tunnel with the default routes and O's network excluded:
 #      O is reached outside the tunnel (the excluded routes work);
 #   2. the same with include_all=yes: ping and TCP to O are dropped (the route still points
-#      at the veth, so it is the kill switch that drops them), while ping and TCP through the
+#      at the veth, so it is the kill switch that drops them, and the status counts them in
+#      kill_switch_drops), while ping and TCP through the
 #      tunnel work, the transport (UDP to S outside the tunnel) keeps flowing, loopback works,
 #      and DHCP (UDP 68 → 67) still leaves;
 #   3. include_all=yes with exclude_local=yes: O's directly connected network is reachable;
@@ -98,11 +99,15 @@ tx0=$(link_pkts "$C" "$(ns_exec "$C" ip -o route get $S4 | sed -n 's/.* dev \([^
 through_tunnel "kill switch"
 tx1=$(link_pkts "$C" "$(ns_exec "$C" ip -o route get $S4 | sed -n 's/.* dev \([^ ]*\).*/\1/p')" tx)
 [ $((tx1 - tx0)) -ge 6 ] || fail "kill switch: the transport sent $((tx1 - tx0)) packets on the link to S"
+[ "$(tfield ks kill_switch)" = true ] || fail "status: kill_switch is '$(tfield ks kill_switch)'"
+k0=$(tfield ks kill_switch_drops.packets)
 for dst in $O4 $O6; do
 	ns_exec "$C" ip route get "$dst" | gq "dev $OIF" || { ns_exec "$C" ip route get "$dst"; fail "kill switch: $dst is not routed to $OIF"; }
 	unreachable "$dst" || { ns_exec "$C" nft list ruleset; fail "kill switch: $dst ($OIF, outside the tunnel) is reachable"; }
 done
-echo "ok: kill switch: O dropped, the tunnel and its transport work ($((tx1 - tx0)) transport packets)"
+k1=$(tfield ks kill_switch_drops.packets)
+[ "${k1:-0}" -ge $((${k0:-0} + 4)) ] || fail "kill switch: status kill_switch_drops.packets ${k0:-?} → ${k1:-?} after 4 pings and 2 connects to O"
+echo "ok: kill switch: O dropped (kill_switch_drops ${k0:-0} → $k1), the tunnel and its transport work ($((tx1 - tx0)) transport packets)"
 for dst in 127.0.0.1 ::1; do
 	reach "$dst" || fail "kill switch: loopback $dst"
 	[ "$(cat "$T/answer")" = loopback ] || fail "loopback $dst answered '$(cat "$T/answer")'"
