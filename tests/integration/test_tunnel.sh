@@ -2,7 +2,8 @@
 # The packet-tunnel provider end to end: netext-testtunnel (a plaintext provider: each IP
 # packet one UDP datagram) in C under netextd, udptun as its peer in S (tests/lib/tunnel.sh).
 #   - `netextctl tunnel start` → connected, with a device of the netext<slot> form carrying
-#     the tunnel's addresses; the routes to the peer-only addresses go through it;
+#     the tunnel's addresses; the routes to the peer-only addresses go through it; its DNS
+#     match domain is a split-DNS route of source tunnel:t1;
 #   - ping and ping -6 to the peer's tunnel addresses and to the peer-only addresses, and the
 #     packets really cross the tunnel (the peer's TUN counts them);
 #   - a few MB over TCP (nc) both ways, IPv4 and IPv6, byte for byte;
@@ -25,7 +26,7 @@ PIF=tp$$
 PIF=${PIF:0:15}
 tun_peer_udptun "$PIF" 51820 1
 tconfig t1 peer=$S4:51820 addresses=198.19.1.1/24,2001:db8:1::1/64 \
-	routes=198.19.100.0/24,2001:db8:100::/64 mtu=1400
+	routes=198.19.100.0/24,2001:db8:100::/64 mtu=1400 dns=198.19.1.2 match=t1.test
 
 # 1. start → connected, the device and its addresses, the routes.
 [ "$(tstate t1)" = disconnected ] || fail "t1 before start: state '$(tstate t1)', want disconnected"
@@ -40,7 +41,8 @@ for dst in $P4 $P6; do
 done
 ctl tunnel status t1 > "$T/status" || fail "tunnel status t1"
 grep -q connected "$T/status" && grep -q "$IF" "$T/status" || { cat "$T/status"; fail "human status lacks the state or the interface"; }
-echo "ok: t1 connected on $IF"
+ctl dns route list | gq -E '^t1\.test +198\.19\.1\.2 +tunnel:t1' || { ctl dns route list; fail "no DNS route t1.test from tunnel:t1"; }
+echo "ok: t1 connected on $IF, DNS route t1.test → 198.19.1.2 (tunnel:t1)"
 
 # 2. ping and ping -6, through the tunnel.
 rx0=$(link_pkts "$S" "$PIF" rx)
