@@ -20,6 +20,7 @@
  *            under_load=yes         demand cookies from every handshake (tests, attacks)
  *            time_scale=N           run the protocol's clock N times faster, 1-1000 (tests:
  *                                   rekeying after 120/N s instead of 120 s)
+ *            rekey_after_seconds=N  the same, said the other way: time_scale = 120 / N
  * Messages:  stats    key=value lines: the engine's counters, the peers, the datagrams the
  *                     transport refused
  *
@@ -470,6 +471,15 @@ static int wgt_configure(struct wgt *w, const ne_options *o, char *err, size_t e
 			return -EINVAL;
 		}
 		w->time_scale = (unsigned)t;
+	}
+	if ((v = ne_options_get(o, "rekey_after_seconds"))) {
+		unsigned long t = strtoul(v, &end, 10);
+
+		if (*end || t < 1 || t > 120) {
+			snprintf(err, errlen, "option rekey_after_seconds: '%s' is not 1-120", v);
+			return -EINVAL;
+		}
+		w->time_scale = (unsigned)(120 / t);
 	}
 	for (size_t i = 0; i < w->conf->n_warnings; i++)
 		ne_extension_log(w->ext, NE_LOG_WARNING, "%s", w->conf->warnings[i]);
