@@ -24,7 +24,8 @@
  * Writing: a queue per calling thread (each thread gets a slot number once, round robin;
  * queue = slot % queues), so one thread's packets stay in order and threads do not share a
  * queue when there are enough. The fds are non-blocking: a full queue drops the rest of the
- * call and counts them. */
+ * call and counts them. Consecutive TCP segments of one flow within a call are merged into
+ * one GSO write (see "coalescing" below). */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -628,8 +629,14 @@ static int on_socket_fd(ne_extension *ext, uint64_t id, const uint8_t *p, size_t
 		close_fds(fds, nfds);
 		return -EPROTO;
 	}
-	if (m.error == 0)
+	if (m.error == 0) {
+		int fl = fcntl(fds[0], F_GETFL);
+
+		/* tunnel.h promises a blocking socket, whatever the daemon's flags were. */
+		if (fl >= 0 && (fl & O_NONBLOCK))
+			(void)fcntl(fds[0], F_SETFL, fl & ~O_NONBLOCK);
 		w->socket_done(pv, fds[0], 0, NULL, w->userdata);
+	}
 	else
 		w->socket_done(pv, -1, m.error, text_of(&m, text), w->userdata);
 	free(w);
@@ -866,27 +873,170 @@ static unsigned my_slot(void)
 	return thread_slot - 1;
 }
 
-/* Lock held for reading. Malformed packets after the first are dropped; a full queue drops
- * the rest. */
-static int write_locked(struct nelib_tunnel *st, const ne_tunnel_packet *packets, size_t n)
+/* --- coalescing (GRO) --------------------------------------------------------------------
+ * Consecutive TCP segments of one flow in one call are written as one GSO packet (with the
+ * vnet header's TSO fields), as the kernel's own GRO would merge them: the host's stack then
+ * handles one large packet instead of dozens. The rules are GRO's: same addresses, ports,
+ * IP fields (but the IPv4 id), ACK, window and options; contiguous sequence numbers; equal
+ * payload sizes but for a last one that may be shorter; no SYN, FIN, RST, URG, ECE or CWR;
+ * PSH only on the last; no IPv4 options or IPv6 extension headers. The kernel marks the merged
+ * packet's checksum as complete (the tunnel's own integrity check covers the payload). */
+
+#define GRO_SEGS_MAX 64
+#define TCP_SYN 0x02
+#define TCP_RST 0x04
+#define TCP_URG 0x20
+#define TCP_ECE 0x40
+
+struct gro_head {
+	struct pkt_info pi;
+	const uint8_t *p;
+	size_t hlen; /* IP + TCP header */
+	size_t seg;  /* payload of each segment */
+};
+
+static bool gro_head(const ne_tunnel_packet *pk, struct gro_head *g)
+{
+	const struct pkt_info *pi = &g->pi;
+
+	if (pkt_parse(pk->bytes, pk->len, false, &g->pi) < 0 || pi->protocol != IPPROTO_TCP || pi->fragment ||
+	    pi->l4_off != (pi->family == AF_INET ? 20u : 40u) || !pi->payload_len ||
+	    (pi->tcp_flags & (TCP_SYN | TCP_FIN | TCP_RST | TCP_URG | TCP_ECE | TCP_CWR | TCP_PSH)))
+		return false;
+	g->p = pk->bytes;
+	g->hlen = pi->payload_off;
+	g->seg = pi->payload_len;
+	return true;
+}
+
+/* Whether pk continues the run at sequence number seq; *ret_last when nothing may follow it. */
+static bool gro_next(const struct gro_head *g, const ne_tunnel_packet *pk, uint32_t seq, bool *ret_last)
+{
+	const uint8_t *p = pk->bytes;
+	struct pkt_info pi;
+	size_t l4 = g->pi.l4_off;
+
+	if (pk->len < g->hlen || pk->len - g->hlen > g->seg || pk->len == g->hlen || (p[0] >> 4) != (g->p[0] >> 4))
+		return false;
+	if (pkt_parse(p, pk->len, false, &pi) < 0 || pi.payload_off != g->hlen || pi.l4_off != l4 ||
+	    pi.protocol != IPPROTO_TCP || pi.tcp_seq != seq)
+		return false;
+	if (g->pi.family == AF_INET ? memcmp(p, g->p, 2) || memcmp(p + 6, g->p + 6, 4) || memcmp(p + 12, g->p + 12, 8)
+				    : memcmp(p, g->p, 4) || memcmp(p + 6, g->p + 6, 34))
+		return false;
+	/* ports; ack, offset, flags but PSH, window; urgent and options */
+	if (memcmp(p + l4, g->p + l4, 4) || memcmp(p + l4 + 8, g->p + l4 + 8, 5) ||
+	    (p[l4 + 13] & (uint8_t)~TCP_PSH) != g->p[l4 + 13] || memcmp(p + l4 + 14, g->p + l4 + 14, 2) ||
+	    memcmp(p + l4 + 18, g->p + l4 + 18, g->hlen - l4 - 18))
+		return false;
+	*ret_last = (p[l4 + 13] & TCP_PSH) || pk->len - g->hlen < g->seg;
+	return true;
+}
+
+/* How many packets from pk on (at least 1) can go out as one. */
+static size_t gro_span(const ne_tunnel_packet *pk, size_t n, struct gro_head *g)
+{
+	uint32_t seq;
+	size_t k, total;
+	bool last = false;
+
+	if (n < 2 || !gro_head(&pk[0], g))
+		return 1;
+	seq = g->pi.tcp_seq + (uint32_t)g->seg;
+	total = pk[0].len;
+	for (k = 1; k < n && k < GRO_SEGS_MAX && !last; k++) {
+		if (total + pk[k].len - g->hlen > PKT_MAX || !gro_next(g, &pk[k], seq, &last))
+			break;
+		seq += (uint32_t)(pk[k].len - g->hlen);
+		total += pk[k].len - g->hlen;
+	}
+	return k;
+}
+
+static ssize_t write_iov(int fd, const struct iovec *iov, int n)
+{
+	ssize_t r;
+
+	do
+		r = writev(fd, iov, n);
+	while (r < 0 && errno == EINTR);
+	return r;
+}
+
+/* Writes the k packets that gro_span() found as one: a header of the merged lengths, the
+ * TCP checksum field holding the pseudo-header sum (NEEDS_CSUM), then each payload. */
+static ssize_t write_merged(struct tqueue *q, const ne_tunnel_packet *pk, size_t k, const struct gro_head *g)
+{
+	struct virtio_net_hdr vh = { .flags = VIRTIO_NET_HDR_F_NEEDS_CSUM, .gso_size = (uint16_t)g->seg,
+				     .hdr_len = (uint16_t)g->hlen, .csum_start = (uint16_t)g->pi.l4_off,
+				     .csum_offset = 16 };
+	struct iovec iov[2 + GRO_SEGS_MAX];
+	uint8_t hdr[120];
+	size_t i, total = g->hlen, l4 = g->pi.l4_off;
+	uint32_t sum;
+
+	for (i = 0; i < k; i++) {
+		iov[2 + i] = (struct iovec){ (void *)(pk[i].bytes + g->hlen), pk[i].len - g->hlen };
+		total += pk[i].len - g->hlen;
+	}
+	memcpy(hdr, g->p, g->hlen);
+	hdr[l4 + 13] |= pk[k - 1].bytes[l4 + 13] & TCP_PSH;
+	if (g->pi.family == AF_INET) {
+		vh.gso_type = VIRTIO_NET_HDR_GSO_TCPV4;
+		put16(hdr + 2, (uint32_t)total);
+		put16(hdr + 10, 0);
+		put16(hdr + 10, pkt_csum_fold(pkt_csum_add(0, hdr, 20)));
+		sum = pkt_csum_add(0, hdr + 12, 8);
+	} else {
+		vh.gso_type = VIRTIO_NET_HDR_GSO_TCPV6;
+		put16(hdr + 4, (uint32_t)(total - 40));
+		sum = pkt_csum_add(0, hdr + 8, 32);
+	}
+	sum = pkt_csum_add(sum + IPPROTO_TCP + (uint32_t)(total - l4), "", 0); /* folds */
+	put16(hdr + l4 + 16, sum);
+	iov[0] = (struct iovec){ &vh, VNET_HDR_LEN };
+	iov[1] = (struct iovec){ hdr, g->hlen };
+	return write_iov(q->fd, iov, (int)(2 + k));
+}
+
+static ssize_t write_one(struct tqueue *q, const ne_tunnel_packet *pk)
 {
 	static const uint8_t zeros[VNET_HDR_LEN];
+	struct iovec iov[2] = { { (void *)zeros, q->vnet }, { (void *)pk->bytes, pk->len } };
+
+	return q->vnet ? write_iov(q->fd, iov, 2) : write_iov(q->fd, iov + 1, 1);
+}
+
+/* Lock held for reading. Malformed packets after the first are dropped; a full queue drops
+ * the rest. A merged write the kernel refuses is retried packet by packet. */
+static int write_locked(struct nelib_tunnel *st, const ne_tunnel_packet *packets, size_t n)
+{
 	struct tqueue *q = st->queues[my_slot() % st->count];
-	struct iovec iov[2] = { { (void *)zeros, q->vnet } };
 	uint64_t dropped = 0;
-	size_t i;
+	struct gro_head g;
+	bool merge = q->vnet;
+	size_t i, k;
 	ssize_t r;
 	int written = 0;
 
-	for (i = 0; i < n; i++) {
+	for (i = 0; i < n; i += k) {
+		k = 1;
 		if (!packet_valid(&packets[i])) {
 			dropped++;
 			continue;
 		}
-		iov[1] = (struct iovec){ (void *)packets[i].bytes, packets[i].len };
-		do
-			r = writev(q->fd, q->vnet ? iov : iov + 1, q->vnet ? 2 : 1);
-		while (r < 0 && errno == EINTR);
+		if (merge && (k = gro_span(&packets[i], n - i, &g)) > 1) {
+			r = write_merged(q, &packets[i], k, &g);
+			if (r < 0 && errno != EAGAIN && errno != ENOBUFS) {
+				k = 1; /* refused: one by one from here on */
+				merge = false;
+			} else if (r >= 0) {
+				written += (int)k;
+				continue;
+			}
+		}
+		if (k == 1)
+			r = write_one(q, &packets[i]);
 		if (r >= 0) {
 			written++;
 		} else if (errno == EAGAIN || errno == ENOBUFS) {

@@ -380,6 +380,9 @@ static void socket_done(ne_provider *p, int fd, int error, const char *message, 
 		return;
 	}
 	T->sock = fd;
+	/* Bursts from the peer: a larger receive buffer (capped by net.core.rmem_max). */
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &(int){ 4 << 20 }, sizeof(int));
+	(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &(int){ 4 << 20 }, sizeof(int));
 	map_peer(T, fd);
 	r = ne_tunnel_set_network_settings(p, &T->settings, settings_done, T);
 	if (r < 0)

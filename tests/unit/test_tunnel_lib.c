@@ -530,6 +530,86 @@ static void test_write(void **state)
 	fx_close(&f);
 }
 
+/* Reads one datagram from either fake queue. */
+static ssize_t fake_read(struct fx *f, uint8_t *buf, size_t cap)
+{
+	struct pollfd pf[2] = { { .fd = f->tun[0], .events = POLLIN }, { .fd = f->tun[1], .events = POLLIN } };
+	int i;
+
+	assert_true(poll(pf, 2, 2000) > 0);
+	for (i = 0; i < 2; i++)
+		if (pf[i].revents & POLLIN)
+			return read(f->tun[i], buf, cap);
+	return -1;
+}
+
+static size_t tcp_seg(uint8_t *p, int family, uint32_t seq, size_t off, size_t len, uint8_t flags)
+{
+	size_t n = family == AF_INET ? testpkt_v4n(p, IPPROTO_TCP, 4000, 80, pattern + off, len)
+				     : testpkt_v6n(p, IPPROTO_TCP, 4000, 80, pattern + off, len);
+	size_t l4 = family == AF_INET ? 20 : 40;
+
+	p[l4 + 4] = (uint8_t)(seq >> 24), p[l4 + 5] = (uint8_t)(seq >> 16);
+	p[l4 + 6] = (uint8_t)(seq >> 8), p[l4 + 7] = (uint8_t)seq;
+	p[l4 + 13] = flags;
+	return n;
+}
+
+/* Contiguous segments of one flow are written as one GSO packet; its completed checksum is
+ * right; a gap in the sequence starts a new write. */
+static void check_merge(int family)
+{
+	static uint8_t seg[4][2048], got[70000];
+	size_t l4 = family == AF_INET ? 20 : 40, total;
+	struct virtio_net_hdr vh;
+	ne_tunnel_packet pk[4];
+	uint32_t s;
+	struct fx f;
+	ssize_t r;
+
+	fx_open(&f);
+	pk[0] = (ne_tunnel_packet){ seg[0], tcp_seg(seg[0], family, 1000, 0, 1000, 0x10), 0 };
+	pk[1] = (ne_tunnel_packet){ seg[1], tcp_seg(seg[1], family, 2000, 1000, 1000, 0x10), 0 };
+	pk[2] = (ne_tunnel_packet){ seg[2], tcp_seg(seg[2], family, 3000, 2000, 500, 0x18), 0 };
+	pk[3] = (ne_tunnel_packet){ seg[3], tcp_seg(seg[3], family, 9000, 0, 100, 0x10), 0 };
+	assert_int_equal(ne_tunnel_write_packets(ts.pv, pk, 4), 4);
+	r = fake_read(&f, got, sizeof(got));
+	total = l4 + 20 + 2500;
+	assert_int_equal(r, 10 + (ssize_t)total);
+	memcpy(&vh, got, 10);
+	assert_int_equal(vh.flags, VIRTIO_NET_HDR_F_NEEDS_CSUM);
+	assert_int_equal(vh.gso_type, family == AF_INET ? VIRTIO_NET_HDR_GSO_TCPV4 : VIRTIO_NET_HDR_GSO_TCPV6);
+	assert_int_equal(vh.gso_size, 1000);
+	assert_int_equal(vh.hdr_len, l4 + 20);
+	assert_int_equal(vh.csum_start, l4);
+	assert_int_equal(vh.csum_offset, 16);
+	if (family == AF_INET)
+		assert_int_equal(be16(got + 10 + 2), total);
+	else
+		assert_int_equal(be16(got + 10 + 4), total - 40);
+	assert_int_equal(be32(got + 10 + l4 + 4), 1000);
+	assert_int_equal(got[10 + l4 + 13], 0x18); /* the last one's PSH */
+	assert_memory_equal(got + 10 + l4 + 20, pattern, 2500);
+	/* What the kernel does with NEEDS_CSUM, then an independent check. */
+	s = ref_add(0, got + 10 + l4, total - l4);
+	got[10 + l4 + 16] = (uint8_t)(~s >> 8);
+	got[10 + l4 + 17] = (uint8_t)~s;
+	assert_true(ref_l4_ok(got + 10, total, family, l4, IPPROTO_TCP));
+	/* The one after the gap: alone, with a zero vnet header. */
+	r = fake_read(&f, got, sizeof(got));
+	assert_int_equal(r, 10 + (ssize_t)pk[3].len);
+	assert_memory_equal(got, "\0\0\0\0\0\0\0\0\0\0", 10);
+	fx_stop(&f);
+	fx_close(&f);
+}
+
+static void test_write_merge(void **state)
+{
+	(void)state;
+	check_merge(AF_INET);
+	check_merge(AF_INET6);
+}
+
 static void test_socket_state_cancel(void **state)
 {
 	struct ne_msg_tunnel_socket sm;
@@ -550,7 +630,7 @@ static void test_socket_state_cancel(void **state)
 	assert_int_equal(sm.family, 0);
 	assert_int_equal(sm.protocol, 17);
 	assert_int_equal(sm.port, 5000);
-	u = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	u = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	assert_true(u >= 0);
 	d_result(&f, NE_MSG_TUNNEL_SOCKET_FD, h.id, 0, "", &u, 1);
 	close(u);
@@ -559,6 +639,7 @@ static void test_socket_state_cancel(void **state)
 	assert_int_equal(ts.sock_error, 0);
 	assert_true(ts.sock_fd >= 0);
 	assert_true(fcntl(ts.sock_fd, F_GETFD) & FD_CLOEXEC);
+	assert_false(fcntl(ts.sock_fd, F_GETFL) & O_NONBLOCK); /* made blocking, as promised */
 	close(ts.sock_fd);
 	/* A socket refused. */
 	assert_int_equal(ne_tunnel_open_socket(ts.pv, AF_INET6, IPPROTO_TCP, 0, socket_done, NULL), 0);
@@ -773,6 +854,7 @@ int main(void)
 		cmocka_unit_test(test_uso),
 		cmocka_unit_test(test_big_tso),
 		cmocka_unit_test(test_write),
+		cmocka_unit_test(test_write_merge),
 		cmocka_unit_test(test_socket_state_cancel),
 		cmocka_unit_test(test_settings_errors),
 		cmocka_unit_test(test_device_fault),
