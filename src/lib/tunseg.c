@@ -45,13 +45,14 @@ static uint32_t get32(const uint8_t *p)
 }
 
 /* NEEDS_CSUM: the field at csum_start + csum_offset holds the pseudo-header sum; the
- * checksum covers everything from csum_start on (as the kernel's skb_checksum_help). */
-static int complete_csum(uint8_t *p, size_t len, const struct virtio_net_hdr *h)
+ * checksum covers everything from csum_start on (as the kernel's skb_checksum_help). It
+ * never lies in the fixed IP header, whose version was already read. */
+static int complete_csum(uint8_t *p, size_t len, int family, const struct virtio_net_hdr *h)
 {
 	size_t start = h->csum_start, off = h->csum_offset;
 	uint16_t c;
 
-	if (start >= len || off + 2 > len - start)
+	if (start < (family == AF_INET ? 20u : 40u) || start >= len || off + 2 > len - start)
 		return -EBADMSG;
 	c = pkt_csum_fold(pkt_csum_add(0, p + start, len - start));
 	put16(p + start + off, c ? c : 0xffff);
@@ -213,7 +214,7 @@ void tunseg_take(struct tunseg_batch *q, size_t vnet, size_t r)
 		segment(q, p, len, &h);
 		return;
 	}
-	if ((h.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) && complete_csum(p, len, &h) < 0) {
+	if ((h.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) && complete_csum(p, len, family, &h) < 0) {
 		drop(q);
 		return;
 	}
