@@ -86,6 +86,7 @@ struct tunnel {
 	char ifname[IFNAMSIZ];
 	unsigned ifindex;
 	uint32_t offloads;
+	uint32_t mtu;                  /* the device's, as last set */
 	/* applied settings, NULL when none (cleared) */
 	struct tunnel_settings *s;
 	bool per_app;
@@ -304,6 +305,7 @@ static void device_close(struct tunnel *t)
 	t->nq = 0;
 	t->ifindex = 0;
 	t->offloads = 0;
+	t->mtu = 0;
 	t->ifname[0] = '\0';
 }
 
@@ -579,6 +581,7 @@ static int settings_install(struct tunnel *t, struct tunnel_settings *ns, char *
 	free(t->s);
 	t->s = ns;
 	t->per_app = t->n_apps > 0;
+	t->mtu = ns->mtu;
 	return 0;
 fail:
 	settings_remove(t);
@@ -1152,7 +1155,7 @@ static json_t *tunnel_json(struct tunnel *t)
 		      "offloads", t->offloads & TUN_F_USO4 ? "csum,tso4,tso6,uso4,uso6" :
 				  t->offloads ? "csum,tso4,tso6" : "",
 		      "ifindex", (json_int_t)t->ifindex, "queues", (json_int_t)t->nq,
-		      "mtu", (json_int_t)(t->s ? t->s->mtu : 0), "slot", (json_int_t)t->slot,
+		      "mtu", (json_int_t)t->mtu, "slot", (json_int_t)t->slot,
 		      "kill_switch", kill_switch(t), "per_app", t->per_app, "apps", apps,
 		      "settings", settings_json(t));
 	if (t->slot >= 0)

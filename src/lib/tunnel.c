@@ -25,7 +25,8 @@
  * queue = slot % queues), so one thread's packets stay in order and threads do not share a
  * queue when there are enough. The fds are non-blocking: a full queue drops the rest of the
  * call and counts them. Consecutive TCP segments of one flow within a call are merged into
- * one GSO write (see "coalescing" below). */
+ * one GSO write (tunseg.c, which also does the segmentation: the
+ * packet work without I/O, fuzzed by tests/fuzz/fuzz_tunseg.c). */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -47,20 +48,13 @@
 
 #include "lib-internal.h"
 #include "pkt.h"
+#include "tunseg.h"
 #include "util.h"
-
-#ifndef VIRTIO_NET_HDR_GSO_UDP_L4
-#define VIRTIO_NET_HDR_GSO_UDP_L4 5
-#endif
 
 #define VNET_HDR_LEN 10
 #define BATCH_MAX 64                      /* reads per batch */
 #define SEGS_MAX 1024                     /* packets per read_packets call */
 #define BUF_SIZE (1024 * 1024)            /* per packet thread */
-#define READ_MAX (VNET_HDR_LEN + PKT_MAX) /* room a read needs */
-#define TCP_FIN 0x01
-#define TCP_PSH 0x08
-#define TCP_CWR 0x80
 
 struct tqueue {
 	struct nelib_tunnel *st;
@@ -70,8 +64,7 @@ struct tqueue {
 	pthread_t thread;
 	bool thread_started;
 	/* The packet thread's. */
-	uint8_t *buf;
-	size_t used, n;
+	struct tunseg_batch batch;
 	ne_tunnel_packet pkts[SEGS_MAX];
 };
 
@@ -90,7 +83,7 @@ struct nelib_tunnel {
 	ne_provider *pv; /* outlives the packet threads: they are joined before it is freed */
 	struct ne_tunnel_ops ops;
 	void *userdata;
-	atomic_uint_fast64_t read_drops, write_drops;
+	atomic_uint_fast64_t write_drops;
 	/* Dispatch thread only. */
 	struct req *reqs;
 	bool settings_busy;
@@ -128,7 +121,6 @@ struct nelib_tunnel *nelib_tunnel_new(ne_provider *pv, const struct ne_tunnel_op
 		return NULL;
 	}
 	atomic_init(&st->refs, 1);
-	atomic_init(&st->read_drops, 0);
 	atomic_init(&st->write_drops, 0);
 	st->pv = pv;
 	st->ops = *ops;
@@ -157,221 +149,35 @@ void nelib_tunnel_unref(struct nelib_tunnel *st)
 
 /* --- checksums and segmentation ------------------------------------------------------------ */
 
-static void put16(uint8_t *p, uint32_t v)
+/* --- packet threads ------------------------------------------------------------------------ */
+
+/* The batch is full, or the reads are done: the provider gets it. */
+static void flush(struct tunseg_batch *b, void *userdata)
 {
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
-}
+	struct tqueue *q = userdata;
 
-static uint16_t get16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	put16(p, v >> 16);
-	put16(p + 2, v & 0xffff);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)get16(p) << 16 | get16(p + 2);
-}
-
-/* NEEDS_CSUM: the field at csum_start + csum_offset holds the pseudo-header sum; the
- * checksum covers everything from csum_start on (as the kernel's skb_checksum_help). */
-static int complete_csum(uint8_t *p, size_t len, const struct virtio_net_hdr *h)
-{
-	size_t start = h->csum_start, off = h->csum_offset;
-	uint16_t c;
-
-	if (start >= len || off + 2 > len - start)
-		return -EBADMSG;
-	c = pkt_csum_fold(pkt_csum_add(0, p + start, len - start));
-	put16(p + start + off, c ? c : 0xffff);
-	return 0;
-}
-
-/* The fields every segment of one GSO packet starts from. */
-struct gso {
-	const struct pkt_info *pi;
-	size_t hlen, gso_size, nseg;
-	uint32_t addr_sum, seq;
-	uint16_t ip_id;
-	uint8_t flags;
-};
-
-static void fix_segment(uint8_t *d, size_t seglen, size_t k, const struct gso *g)
-{
-	const struct pkt_info *pi = g->pi;
-	size_t l4len = g->hlen - pi->l4_off + seglen, csum_off;
-	uint8_t *l4 = d + pi->l4_off, flags;
-	uint16_t c;
-
-	if (pi->family == AF_INET) {
-		put16(d + 2, (uint32_t)(g->hlen + seglen));
-		put16(d + 4, (uint16_t)(g->ip_id + k));
-		put16(d + 10, 0);
-		put16(d + 10, pkt_csum_fold(pkt_csum_add(0, d, (size_t)(d[0] & 0x0f) * 4)));
-	} else {
-		put16(d + 4, (uint32_t)(g->hlen - 40 + seglen));
-	}
-	if (pi->protocol == IPPROTO_TCP) {
-		put32(l4 + 4, g->seq + (uint32_t)(k * g->gso_size));
-		flags = g->flags;
-		if (k + 1 != g->nseg)
-			flags &= (uint8_t)~(TCP_FIN | TCP_PSH);
-		if (k != 0)
-			flags &= (uint8_t)~TCP_CWR;
-		l4[13] = flags;
-		csum_off = 16;
-	} else {
-		put16(l4 + 4, (uint32_t)l4len);
-		csum_off = 6;
-	}
-	put16(l4 + csum_off, 0);
-	c = pkt_csum_fold(pkt_csum_add(g->addr_sum + (uint32_t)l4len + pi->protocol, l4, l4len));
-	put16(l4 + csum_off, c || pi->protocol == IPPROTO_TCP ? c : 0xffff);
-}
-
-static bool gso_type_fits(uint8_t type, const struct pkt_info *pi)
-{
-	switch (type) {
-	case VIRTIO_NET_HDR_GSO_TCPV4:
-		return pi->family == AF_INET && pi->protocol == IPPROTO_TCP;
-	case VIRTIO_NET_HDR_GSO_TCPV6:
-		return pi->family == AF_INET6 && pi->protocol == IPPROTO_TCP;
-	case VIRTIO_NET_HDR_GSO_UDP_L4:
-		return pi->protocol == IPPROTO_UDP;
-	default:
-		return false; /* UFO (fragments) is never offered */
-	}
-}
-
-static void drop(struct tqueue *q)
-{
-	atomic_fetch_add_explicit(&q->st->read_drops, 1, memory_order_relaxed);
-}
-
-static void flush(struct tqueue *q)
-{
 	/* Registered through ne_extension_register() alone, a tunnel has no reader: drop. */
-	if (q->n && q->st->ops.read_packets)
-		q->st->ops.read_packets(q->st->pv, q->pkts, q->n, q->index, q->st->userdata);
-	q->n = 0;
-	q->used = 0;
-}
-
-static void add(struct tqueue *q, uint8_t *p, size_t len, int family)
-{
-	q->pkts[q->n++] = (ne_tunnel_packet){ .bytes = p, .len = len, .family = family };
-	q->used = (size_t)(p + len - q->buf);
-}
-
-/* Cuts the GSO packet p (at q->buf + q->used, just read) into segments in place. */
-static void segment(struct tqueue *q, uint8_t *p, size_t len, const struct virtio_net_hdr *h)
-{
-	struct pkt_info pi;
-	struct gso g = { .pi = &pi };
-	size_t payload, out, k, seglen;
-	uint8_t *d;
-
-	if (pkt_parse(p, len, false, &pi) < 0 || pi.fragment || !gso_type_fits(h->gso_type & ~VIRTIO_NET_HDR_GSO_ECN, &pi) ||
-	    !h->gso_size || pi.l4_hdr_len == 0) {
-		drop(q);
-		return;
-	}
-	g.hlen = pi.payload_off;
-	g.gso_size = h->gso_size;
-	payload = len - g.hlen;
-	g.nseg = payload ? (payload + g.gso_size - 1) / g.gso_size : 1;
-	out = len + (g.nseg - 1) * g.hlen;
-	if (g.nseg > SEGS_MAX || out > BUF_SIZE) {
-		drop(q);
-		return;
-	}
-	if (q->n + g.nseg > SEGS_MAX || (size_t)(p - q->buf) + out > BUF_SIZE) {
-		flush(q); /* the earlier packets lie before p: untouched */
-		memmove(q->buf, p, len);
-		p = q->buf;
-	}
-	g.addr_sum = pi.family == AF_INET ? pkt_csum_add(0, p + 12, 8) : pkt_csum_add(0, p + 8, 32);
-	g.ip_id = pi.family == AF_INET ? get16(p + 4) : 0;
-	if (pi.protocol == IPPROTO_TCP) {
-		g.seq = get32(p + pi.l4_off + 4);
-		g.flags = p[pi.l4_off + 13];
-	}
-	for (k = g.nseg; k-- > 0;) {
-		seglen = k + 1 == g.nseg ? payload - k * g.gso_size : g.gso_size;
-		d = p + k * (g.hlen + g.gso_size);
-		if (k) {
-			memmove(d + g.hlen, p + g.hlen + k * g.gso_size, seglen);
-			memcpy(d, p, g.hlen);
-		}
-		fix_segment(d, seglen, k, &g);
-		q->pkts[q->n + k] = (ne_tunnel_packet){ .bytes = d, .len = g.hlen + seglen, .family = pi.family };
-	}
-	q->n += g.nseg;
-	q->used = (size_t)(p - q->buf) + out;
-}
-
-static int family_of(const uint8_t *p, size_t len)
-{
-	if (len >= 20 && p[0] >> 4 == 4)
-		return AF_INET;
-	if (len >= 40 && p[0] >> 4 == 6)
-		return AF_INET6;
-	return 0;
-}
-
-/* One packet as read at q->buf + q->used, r bytes with the vnet header. */
-static void take(struct tqueue *q, size_t r)
-{
-	uint8_t *p = q->buf + q->used;
-	struct virtio_net_hdr h = { 0 };
-	size_t len = r;
-	int family;
-
-	if (q->vnet) {
-		if (len < q->vnet) {
-			drop(q);
-			return;
-		}
-		memcpy(&h, p, sizeof(h));
-		p += q->vnet;
-		len -= q->vnet;
-	}
-	family = family_of(p, len);
-	if (!family) {
-		drop(q);
-		return;
-	}
-	if (h.gso_type != VIRTIO_NET_HDR_GSO_NONE) {
-		segment(q, p, len, &h);
-		return;
-	}
-	if ((h.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) && complete_csum(p, len, &h) < 0) {
-		drop(q);
-		return;
-	}
-	add(q, p, len, family);
+	if (b->n && q->st->ops.read_packets)
+		q->st->ops.read_packets(q->st->pv, b->pkts, b->n, q->index, q->st->userdata);
+	b->n = 0;
+	b->used = 0;
 }
 
 /* Reads until the queue is empty or BATCH_MAX packets were read, then hands the batch over.
  * Returns 0, or -EPIPE / a negative errno when the fd is done. */
 static int read_batch(struct tqueue *q)
 {
+	struct tunseg_batch *b = &q->batch;
 	size_t reads = 0;
 	ssize_t r;
 	int err = 0;
 
-	q->n = 0;
-	q->used = 0;
+	b->n = 0;
+	b->used = 0;
 	while (reads < BATCH_MAX) {
-		if (BUF_SIZE - q->used < READ_MAX || q->n == SEGS_MAX)
-			flush(q);
-		r = read(q->fd, q->buf + q->used, READ_MAX);
+		if (b->cap - b->used < TUNSEG_READ_MAX || b->n == b->max)
+			flush(b, q);
+		r = read(q->fd, b->buf + b->used, TUNSEG_READ_MAX);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0) {
@@ -383,9 +189,9 @@ static int read_batch(struct tqueue *q)
 			break;
 		}
 		reads++;
-		take(q, (size_t)r);
+		tunseg_take(b, q->vnet, (size_t)r);
 	}
-	flush(q);
+	flush(b, q);
 	return err;
 }
 
@@ -440,7 +246,7 @@ static void queue_free(struct tqueue *q)
 		close(q->fd);
 	if (q->stop_fd >= 0)
 		close(q->stop_fd);
-	free(q->buf);
+	free(q->batch.buf);
 	free(q);
 }
 
@@ -459,10 +265,11 @@ static int queue_new(struct nelib_tunnel *st, unsigned index, int fd, size_t vne
 	q->fd = fd;
 	q->vnet = vnet;
 	q->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	q->buf = malloc(BUF_SIZE);
+	q->batch = (struct tunseg_batch){ .buf = malloc(BUF_SIZE), .cap = BUF_SIZE, .pkts = q->pkts,
+					  .max = SEGS_MAX, .flush = flush, .userdata = q };
 	fl = fcntl(fd, F_GETFL);
-	if (q->stop_fd < 0 || !q->buf || fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
-		int r = q->buf ? ne_negerrno() : -ENOMEM;
+	if (q->stop_fd < 0 || !q->batch.buf || fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+		int r = q->batch.buf ? ne_negerrno() : -ENOMEM;
 
 		queue_free(q);
 		return r;
@@ -862,7 +669,7 @@ static bool packet_valid(const ne_tunnel_packet *pk)
 
 	if (!pk->bytes || pk->len > PKT_MAX)
 		return false;
-	family = family_of(pk->bytes, pk->len);
+	family = tunseg_family(pk->bytes, pk->len);
 	return family && (pk->family == 0 || pk->family == family);
 }
 
@@ -871,86 +678,6 @@ static unsigned my_slot(void)
 	if (!thread_slot)
 		thread_slot = atomic_fetch_add_explicit(&next_thread_slot, 1, memory_order_relaxed) + 1;
 	return thread_slot - 1;
-}
-
-/* --- coalescing (GRO) --------------------------------------------------------------------
- * Consecutive TCP segments of one flow in one call are written as one GSO packet (with the
- * vnet header's TSO fields), as the kernel's own GRO would merge them: the host's stack then
- * handles one large packet instead of dozens. The rules are GRO's: same addresses, ports,
- * IP fields (but the IPv4 id), ACK, window and options; contiguous sequence numbers; equal
- * payload sizes but for a last one that may be shorter; no SYN, FIN, RST, URG, ECE or CWR;
- * PSH only on the last; no IPv4 options or IPv6 extension headers. The kernel marks the merged
- * packet's checksum as complete (the tunnel's own integrity check covers the payload). */
-
-#define GRO_SEGS_MAX 64
-#define TCP_SYN 0x02
-#define TCP_RST 0x04
-#define TCP_URG 0x20
-#define TCP_ECE 0x40
-
-struct gro_head {
-	struct pkt_info pi;
-	const uint8_t *p;
-	size_t hlen; /* IP + TCP header */
-	size_t seg;  /* payload of each segment */
-};
-
-static bool gro_head(const ne_tunnel_packet *pk, struct gro_head *g)
-{
-	const struct pkt_info *pi = &g->pi;
-
-	if (pkt_parse(pk->bytes, pk->len, false, &g->pi) < 0 || pi->protocol != IPPROTO_TCP || pi->fragment ||
-	    pi->l4_off != (pi->family == AF_INET ? 20u : 40u) || !pi->payload_len ||
-	    (pi->tcp_flags & (TCP_SYN | TCP_FIN | TCP_RST | TCP_URG | TCP_ECE | TCP_CWR | TCP_PSH)))
-		return false;
-	g->p = pk->bytes;
-	g->hlen = pi->payload_off;
-	g->seg = pi->payload_len;
-	return true;
-}
-
-/* Whether pk continues the run at sequence number seq; *ret_last when nothing may follow it. */
-static bool gro_next(const struct gro_head *g, const ne_tunnel_packet *pk, uint32_t seq, bool *ret_last)
-{
-	const uint8_t *p = pk->bytes;
-	struct pkt_info pi;
-	size_t l4 = g->pi.l4_off;
-
-	if (pk->len < g->hlen || pk->len - g->hlen > g->seg || pk->len == g->hlen || (p[0] >> 4) != (g->p[0] >> 4))
-		return false;
-	if (pkt_parse(p, pk->len, false, &pi) < 0 || pi.payload_off != g->hlen || pi.l4_off != l4 ||
-	    pi.protocol != IPPROTO_TCP || pi.tcp_seq != seq)
-		return false;
-	if (g->pi.family == AF_INET ? memcmp(p, g->p, 2) || memcmp(p + 6, g->p + 6, 4) || memcmp(p + 12, g->p + 12, 8)
-				    : memcmp(p, g->p, 4) || memcmp(p + 6, g->p + 6, 34))
-		return false;
-	/* ports; ack, offset, flags but PSH, window; urgent and options */
-	if (memcmp(p + l4, g->p + l4, 4) || memcmp(p + l4 + 8, g->p + l4 + 8, 5) ||
-	    (p[l4 + 13] & (uint8_t)~TCP_PSH) != g->p[l4 + 13] || memcmp(p + l4 + 14, g->p + l4 + 14, 2) ||
-	    memcmp(p + l4 + 18, g->p + l4 + 18, g->hlen - l4 - 18))
-		return false;
-	*ret_last = (p[l4 + 13] & TCP_PSH) || pk->len - g->hlen < g->seg;
-	return true;
-}
-
-/* How many packets from pk on (at least 1) can go out as one. */
-static size_t gro_span(const ne_tunnel_packet *pk, size_t n, struct gro_head *g)
-{
-	uint32_t seq;
-	size_t k, total;
-	bool last = false;
-
-	if (n < 2 || !gro_head(&pk[0], g))
-		return 1;
-	seq = g->pi.tcp_seq + (uint32_t)g->seg;
-	total = pk[0].len;
-	for (k = 1; k < n && k < GRO_SEGS_MAX && !last; k++) {
-		if (total + pk[k].len - g->hlen > PKT_MAX || !gro_next(g, &pk[k], seq, &last))
-			break;
-		seq += (uint32_t)(pk[k].len - g->hlen);
-		total += pk[k].len - g->hlen;
-	}
-	return k;
 }
 
 static ssize_t write_iov(int fd, const struct iovec *iov, int n)
@@ -963,39 +690,19 @@ static ssize_t write_iov(int fd, const struct iovec *iov, int n)
 	return r;
 }
 
-/* Writes the k packets that gro_span() found as one: a header of the merged lengths, the
- * TCP checksum field holding the pseudo-header sum (NEEDS_CSUM), then each payload. */
-static ssize_t write_merged(struct tqueue *q, const ne_tunnel_packet *pk, size_t k, const struct gro_head *g)
+/* Writes the k packets that tunseg_gro_span() found as one GSO packet. */
+static ssize_t write_merged(struct tqueue *q, const ne_tunnel_packet *pk, size_t k, const struct tunseg_gro *g)
 {
-	struct virtio_net_hdr vh = { .flags = VIRTIO_NET_HDR_F_NEEDS_CSUM, .gso_size = (uint16_t)g->seg,
-				     .hdr_len = (uint16_t)g->hlen, .csum_start = (uint16_t)g->pi.l4_off,
-				     .csum_offset = 16 };
-	struct iovec iov[2 + GRO_SEGS_MAX];
-	uint8_t hdr[120];
-	size_t i, total = g->hlen, l4 = g->pi.l4_off;
-	uint32_t sum;
+	struct iovec iov[2 + TUNSEG_GRO_MAX];
+	struct virtio_net_hdr vh;
+	uint8_t hdr[TUNSEG_HDR_MAX];
+	size_t i;
 
-	for (i = 0; i < k; i++) {
-		iov[2 + i] = (struct iovec){ (void *)(pk[i].bytes + g->hlen), pk[i].len - g->hlen };
-		total += pk[i].len - g->hlen;
-	}
-	memcpy(hdr, g->p, g->hlen);
-	hdr[l4 + 13] |= pk[k - 1].bytes[l4 + 13] & TCP_PSH;
-	if (g->pi.family == AF_INET) {
-		vh.gso_type = VIRTIO_NET_HDR_GSO_TCPV4;
-		put16(hdr + 2, (uint32_t)total);
-		put16(hdr + 10, 0);
-		put16(hdr + 10, pkt_csum_fold(pkt_csum_add(0, hdr, 20)));
-		sum = pkt_csum_add(0, hdr + 12, 8);
-	} else {
-		vh.gso_type = VIRTIO_NET_HDR_GSO_TCPV6;
-		put16(hdr + 4, (uint32_t)(total - 40));
-		sum = pkt_csum_add(0, hdr + 8, 32);
-	}
-	sum = pkt_csum_add(sum + IPPROTO_TCP + (uint32_t)(total - l4), "", 0); /* folds */
-	put16(hdr + l4 + 16, sum);
+	(void)tunseg_gro_header(pk, k, g, &vh, hdr);
 	iov[0] = (struct iovec){ &vh, VNET_HDR_LEN };
 	iov[1] = (struct iovec){ hdr, g->hlen };
+	for (i = 0; i < k; i++)
+		iov[2 + i] = (struct iovec){ (void *)(pk[i].bytes + g->hlen), pk[i].len - g->hlen };
 	return write_iov(q->fd, iov, (int)(2 + k));
 }
 
@@ -1013,7 +720,7 @@ static int write_locked(struct nelib_tunnel *st, const ne_tunnel_packet *packets
 {
 	struct tqueue *q = st->queues[my_slot() % st->count];
 	uint64_t dropped = 0;
-	struct gro_head g;
+	struct tunseg_gro g;
 	bool merge = q->vnet;
 	size_t i, k;
 	ssize_t r;
@@ -1025,20 +732,16 @@ static int write_locked(struct nelib_tunnel *st, const ne_tunnel_packet *packets
 			dropped++;
 			continue;
 		}
-		if (merge && (k = gro_span(&packets[i], n - i, &g)) > 1) {
-			r = write_merged(q, &packets[i], k, &g);
-			if (r < 0 && errno != EAGAIN && errno != ENOBUFS) {
-				k = 1; /* refused: one by one from here on */
-				merge = false;
-			} else if (r >= 0) {
-				written += (int)k;
-				continue;
-			}
-		}
-		if (k == 1)
+		if (merge)
+			k = tunseg_gro_span(&packets[i], n - i, &g);
+		r = k > 1 ? write_merged(q, &packets[i], k, &g) : write_one(q, &packets[i]);
+		if (r < 0 && k > 1 && errno != EAGAIN && errno != ENOBUFS) {
+			k = 1; /* refused: one by one from here on */
+			merge = false;
 			r = write_one(q, &packets[i]);
+		}
 		if (r >= 0) {
-			written++;
+			written += (int)k;
 		} else if (errno == EAGAIN || errno == ENOBUFS) {
 			dropped += n - i;
 			break;

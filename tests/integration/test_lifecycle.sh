@@ -44,7 +44,7 @@ ctl --json configs | grep -q '"enabled": false' || fail "stopped configuration m
 
 # Errors are typed and mapped to exit codes.
 ctl start nosuch >/dev/null 2>&1; [ $? -eq 5 ] || fail "unknown configuration must exit 5"
-ctl config add bad --extension com.example.hello --provider packet-tunnel >/dev/null 2>&1 \
+ctl config add bad --extension com.example.hello --provider transparent-proxy >/dev/null 2>&1 \
 	&& fail "unsupported provider type accepted"
 ctl config add demo --extension com.example.hello --provider message >/dev/null 2>&1 \
 	&& fail "duplicate configuration accepted"
