@@ -621,7 +621,7 @@ again:
 }
 
 /* Bookkeeping after a packet (len 0: a keepalive) was encrypted for p. */
-static void sent_data(struct peer *p, size_t len, uint64_t now, bool rekey)
+static void sent_data(struct peer *p, size_t len, uint64_t now)
 {
 	uint64_t zero = 0;
 
@@ -633,8 +633,6 @@ static void sent_data(struct peer *p, size_t len, uint64_t now, bool rekey)
 	if (len && atomic_load_explicit(&p->t_new_handshake, memory_order_relaxed) == 0)
 		atomic_compare_exchange_strong(&p->t_new_handshake, &zero,
 					       now + KEEPALIVE_TIMEOUT + REKEY_TIMEOUT);
-	if (rekey)
-		initiate(p, now, false);
 }
 
 /* Encrypts and sends one packet to p, or stages it and starts a handshake. */
@@ -652,8 +650,11 @@ static void peer_send(struct peer *p, const uint8_t *pkt, size_t len, uint64_t n
 		initiate(p, now, false);
 		return;
 	}
-	sent_data(p, len, now, rekey);
+	sent_data(p, len, now);
 	send_udp(p->e, &to, buf, out_len);
+	/* Only now: the handshake's callbacks may re-enter the engine and reuse tls_buf. */
+	if (rekey)
+		initiate(p, now, false);
 }
 
 static void send_keepalive(struct peer *p, uint64_t now)
@@ -698,13 +699,15 @@ static struct peer *route(struct wg_engine *e, const uint8_t *pkt, size_t len)
 	return idx < 0 ? NULL : &e->peers[idx];
 }
 
-int wg_encrypt_inplace(struct wg_engine *e, uint8_t *buf, size_t cap, size_t len,
-		       size_t *ret_len, struct wg_endpoint *ret_to)
+/* wg_encrypt_inplace without the rekeying handshake, which is left to the caller (*ret_rekey
+ * with the peer in *ret_peer) so that it can send the datagram first. */
+static int encrypt_packet(struct wg_engine *e, uint8_t *buf, size_t cap, size_t len,
+			  size_t *ret_len, struct wg_endpoint *ret_to, struct peer **ret_peer,
+			  bool *ret_rekey)
 {
 	uint8_t *pkt = buf + WG_HEADROOM;
 	uint64_t now;
 	struct peer *p;
-	bool rekey = false;
 	int r;
 
 	if (len == 0 || len > MAX_PACKET || cap < WG_HEADROOM + len) {
@@ -718,7 +721,8 @@ int wg_encrypt_inplace(struct wg_engine *e, uint8_t *buf, size_t cap, size_t len
 		return -ENETUNREACH;
 	}
 	now = now_ns(e);
-	r = peer_encrypt(p, buf, cap, len, now, ret_len, ret_to, &rekey);
+	*ret_rekey = false;
+	r = peer_encrypt(p, buf, cap, len, now, ret_len, ret_to, ret_rekey);
 	if (r == -EAGAIN) {
 		stage(p, pkt, len);
 		initiate(p, now, false);
@@ -726,8 +730,22 @@ int wg_encrypt_inplace(struct wg_engine *e, uint8_t *buf, size_t cap, size_t len
 	}
 	if (r < 0)
 		return r;
-	sent_data(p, len, now, rekey);
+	sent_data(p, len, now);
+	*ret_peer = p;
 	return 0;
+}
+
+int wg_encrypt_inplace(struct wg_engine *e, uint8_t *buf, size_t cap, size_t len,
+		       size_t *ret_len, struct wg_endpoint *ret_to)
+{
+	struct peer *p;
+	bool rekey;
+	int r = encrypt_packet(e, buf, cap, len, ret_len, ret_to, &p, &rekey);
+
+	/* The caller's buffer is not tls_buf: the handshake may go out before the packet. */
+	if (r == 0 && rekey)
+		initiate(p, now_ns(e), false);
+	return r;
 }
 
 int wg_encrypt_into(struct wg_engine *e, const uint8_t *pkt, size_t len, uint8_t *out,
@@ -746,15 +764,24 @@ int wg_encrypt_into(struct wg_engine *e, const uint8_t *pkt, size_t len, uint8_t
 int wg_send_ip(struct wg_engine *e, const uint8_t *pkt, size_t len)
 {
 	struct wg_endpoint to;
+	struct peer *p;
 	size_t out_len;
+	bool rekey;
 	int r;
 
-	r = wg_encrypt_into(e, pkt, len, tls_buf, sizeof(tls_buf), &out_len, &to);
+	if (len > MAX_PACKET) {
+		count(e, NULL, CNT(drop_malformed), 1);
+		return -EINVAL;
+	}
+	memcpy(tls_buf + WG_HEADROOM, pkt, len);
+	r = encrypt_packet(e, tls_buf, sizeof(tls_buf), len, &out_len, &to, &p, &rekey);
 	if (r == -EAGAIN)
 		return 0;
 	if (r < 0)
 		return r;
 	send_udp(e, &to, tls_buf, out_len);
+	if (rekey)
+		initiate(p, now_ns(e), false);
 	return 0;
 }
 
@@ -1216,6 +1243,18 @@ void wg_tick(struct wg_engine *e, uint64_t now_ns)
 
 /* ---- life cycle and status ------------------------------------------------------------ */
 
+/* Readers (every packet, from several threads) would otherwise starve the rare writer that
+ * installs a new session. No thread ever takes one of these locks twice. */
+static void rwlock_init(pthread_rwlock_t *l)
+{
+	pthread_rwlockattr_t a;
+
+	pthread_rwlockattr_init(&a);
+	pthread_rwlockattr_setkind_np(&a, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(l, &a);
+	pthread_rwlockattr_destroy(&a);
+}
+
 static int peer_init(struct wg_engine *e, struct peer *p, size_t idx,
 		     const struct wg_peer_config *pc)
 {
@@ -1231,7 +1270,7 @@ static int peer_init(struct wg_engine *e, struct peer *p, size_t idx,
 	p->ep = pc->endpoint;
 	if (p->ep.sa.sa_family != AF_INET && p->ep.sa.sa_family != AF_INET6)
 		p->ep.sa.sa_family = AF_UNSPEC;
-	pthread_rwlock_init(&p->kp_lock, NULL);
+	rwlock_init(&p->kp_lock);
 	pthread_mutex_init(&p->hs_lock, NULL);
 	for (size_t i = 0; i < pc->n_allowed_ips; i++) {
 		const struct wg_allowedip *a = &pc->allowed_ips[i];
@@ -1262,7 +1301,7 @@ int wg_engine_new(const struct wg_config *cfg, const struct wg_callbacks *cb, vo
 	wg_static_init(&e->st, cfg->private_key);
 	e->mtu = cfg->mtu ? cfg->mtu : WG_DEFAULT_MTU;
 	e->load_threshold = cfg->load_threshold ? cfg->load_threshold : DEFAULT_LOAD_THRESHOLD;
-	pthread_rwlock_init(&e->idx_lock, NULL);
+	rwlock_init(&e->idx_lock);
 	pthread_mutex_init(&e->cookie_lock, NULL);
 	pthread_mutex_init(&e->load_lock, NULL);
 	while (slots < cfg->n_peers * 8)

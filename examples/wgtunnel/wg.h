@@ -78,7 +78,8 @@ enum wg_event {
  * treated as NULL. now is required, the others may be NULL. */
 struct wg_callbacks {
 	size_t size; /* sizeof(struct wg_callbacks) */
-	/* Monotonic nanoseconds; tests substitute their own clock. */
+	/* Monotonic nanoseconds, read for every packet: a coarse clock (a few ms) is enough.
+	 * Tests substitute their own clock. */
 	uint64_t (*now)(void *ud);
 	/* Wall-clock nanoseconds since 1970 for TAI64N timestamps; NULL: CLOCK_REALTIME. */
 	uint64_t (*realtime)(void *ud);

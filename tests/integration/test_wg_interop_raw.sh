@@ -2,8 +2,10 @@
 # The wgtunnel WireGuard engine (through tests/tools/wgraw: a plain TUN device and UDP
 # socket, no netext) against wireguard-go, in two namespaces: A runs wgraw, B wireguard-go
 # configured with `wg`. Checked: ping and ping -6 both ways, iperf3 TCP both directions, a
-# handshake initiated by wgraw and one initiated by wireguard-go, and roaming (wireguard-go
-# moves to another port, then to IPv6 transport; wgraw follows).
+# handshake initiated by wgraw and one initiated by wireguard-go, roaming (wireguard-go
+# moves to another port, then to IPv6 transport; wgraw follows), and cookies: wgraw "under
+# load" answers wireguard-go's initiation with a cookie reply, and wireguard-go's next
+# initiation carries a MAC2 wgraw accepts.
 # Needs root, wireguard-go, wg, iperf3 and /dev/net/tun (skips with 77 otherwise).
 set -uo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -53,7 +55,7 @@ write_conf() {
 WGRAW_PID=""
 start_wgraw() {
 	write_conf "$1"
-	ns_spawn "$A" "$WGRAW" -c "$T/a.conf" -i "$TUN" 2>>"$T/wgraw.log"
+	ns_spawn "$A" "$WGRAW" -c "$T/a.conf" -i "$TUN" ${2:-} 2>>"$T/wgraw.log"
 	WGRAW_PID=$NS_PID
 	wait_for ns_exec "$A" ip link show "$TUN" || { cat "$T/wgraw.log"; fail "wgraw did not create $TUN"; }
 	ip -n "$A" addr add 10.77.0.1/24 dev "$TUN" || fail "addr on $TUN"
@@ -109,7 +111,9 @@ echo "ok: handshake initiated by wgraw; ping and ping -6 both ways"
 
 # 2. iperf3 TCP both directions (hang guards only: throughput is reported, not asserted).
 ns_spawn "$B" iperf3 -s -B 10.77.0.2 >/dev/null 2>&1
-wait_for ns_exec "$A" bash -c "exec 3<>/dev/tcp/10.77.0.2/5201" || fail "iperf3 server"
+# Not a probe connection: iperf3's server takes a bare connect for a broken test.
+iperf_listening() { ns_exec "$B" ss -Hltn "sport = :5201" | grep -q .; }
+wait_for iperf_listening || fail "iperf3 server"
 for dir in "" "-R"; do
 	out=$(ns_exec "$A" timeout 30 iperf3 -c 10.77.0.2 -t 3 -f m $dir 2>&1) ||
 		{ echo "$out"; fail "iperf3 $dir"; }
@@ -146,5 +150,17 @@ echo "ok: roaming (port change, IPv4 → IPv6 transport)"
 st=$(wgraw_status | grep "wgraw: total" | tail -1)
 echo "$st" | grep -q "mac1 0 cookie 0 decrypt 0 " || fail "unexpected drops: $st"
 echo "$st" | grep -q "allowed_ip 0 " || fail "unexpected source drops: $st"
+
+# 5. Cookies: wgraw under load (-L) demands MAC2. wireguard-go's first initiation gets a
+#    cookie reply, its retransmission (REKEY_TIMEOUT later) carries MAC2 and succeeds.
+stop_wgraw
+start_wgraw noendpoint -L
+ns_exec "$B" wg set "$WGIF" peer "$APUB" remove || fail "wg peer remove"
+add_b_peer
+WAIT_TRIES=150 ping_ok "$B" 10.77.0.1 || { wgraw_status; fail "ping B→A with cookies"; }
+st=$(wgraw_status | grep "wgraw: total" | tail -1)
+echo "$st" | grep -q "cookies sent [1-9]" || fail "no cookie reply sent: $st"
+echo "$st" | grep -q "handshakes sent [0-9]* received [1-9]" || fail "no handshake after the cookie: $st"
+echo "ok: cookie reply accepted by wireguard-go, its MAC2 accepted by wgraw"
 stop_wgraw
 echo "PASS: wgraw interoperates with wireguard-go"
