@@ -147,8 +147,6 @@ void nelib_tunnel_unref(struct nelib_tunnel *st)
 	free(st);
 }
 
-/* --- checksums and segmentation ------------------------------------------------------------ */
-
 /* --- packet threads ------------------------------------------------------------------------ */
 
 /* The batch is full, or the reads are done: the provider gets it. */
