@@ -50,8 +50,13 @@
 #include "wgconf.h"
 
 #define WGT_BATCH 64
-#define WGT_SLOT (WG_HEADROOM + 65535 + WG_OVERHEAD) /* a packet from the TUN can be 64 KiB */
-#define WGT_RX_SLOT 65536                             /* a datagram */
+/* Slots sized for jumbo frames, not for 64 KiB: the library cuts the host's large packets to
+ * the tunnel MTU, and 64 slots of 64 KiB each would spread a batch over 4 MiB (a TLB miss per
+ * packet). A larger packet takes the one big slot and goes out alone; a larger datagram is
+ * truncated and dropped (counted in rx_truncated). */
+#define WGT_SLOT 9216
+#define WGT_BIG_SLOT (WG_HEADROOM + 65535 + WG_OVERHEAD)
+#define WGT_RX_SLOT 9216
 #define WGT_TICK_NS 100000000ull
 #define WGT_LIST_MAX 512
 #define WGT_TEXT_MAX 64
@@ -76,12 +81,13 @@ struct wgt {
 		*search[WGT_LIST_MAX], *match[WGT_LIST_MAX];
 	size_t n_text, n_addresses, n_routes, n_dns, n_search, n_match;
 	char remote[WGT_TEXT_MAX];
-	atomic_uint_fast64_t send_errors, tun_write_drops;
+	atomic_uint_fast64_t send_errors, tun_write_drops, rx_truncated;
 };
 
 /* Per-thread buffers: the packet threads' encryption batch and the receive thread's batch. */
 struct wgt_txbuf {
 	uint8_t *slots; /* WGT_BATCH × WGT_SLOT */
+	uint8_t *big;   /* WGT_BIG_SLOT, on first use */
 	struct mmsghdr msgs[WGT_BATCH];
 	struct iovec iov[WGT_BATCH];
 	struct sockaddr_in6 to[WGT_BATCH];
@@ -175,6 +181,7 @@ static void txbuf_free(void *p)
 	struct wgt_txbuf *t = p;
 
 	free(t->slots);
+	free(t->big);
 	free(t);
 }
 
@@ -224,6 +231,19 @@ static void wgt_flush(struct wgt *w, struct wgt_txbuf *t, unsigned n)
 	}
 }
 
+/* A packet above the jumbo size: encrypted in the big slot and sent at once (rare: only
+ * when the tunnel MTU is above 9 KiB). */
+static void wgt_send_big(struct wgt *w, struct wgt_txbuf *t, const ne_tunnel_packet *pk)
+{
+	struct wg_endpoint ep;
+	size_t out;
+
+	if (!t->big && !(t->big = malloc(WGT_BIG_SLOT)))
+		return;
+	if (wg_encrypt_into(w->engine, pk->bytes, pk->len, t->big, WGT_BIG_SLOT, &out, &ep) == 0)
+		wgt_send_udp(w, &ep, t->big, out);
+}
+
 static void wgt_read_packets(ne_provider *provider, const ne_tunnel_packet *pkts, size_t n,
 			     unsigned queue, void *userdata)
 {
@@ -241,6 +261,10 @@ static void wgt_read_packets(ne_provider *provider, const ne_tunnel_packet *pkts
 	for (i = 0; i < n; i++) {
 		if (pkts[i].len > 65535)
 			continue;
+		if (pkts[i].len + WG_OVERHEAD > WGT_SLOT) {
+			wgt_send_big(w, t, &pkts[i]);
+			continue;
+		}
 		slot = t->slots + (size_t)k * WGT_SLOT;
 		/* One copy: the library's buffer is read-only; the engine encrypts in the slot. */
 		if (wg_encrypt_into(w->engine, pkts[i].bytes, pkts[i].len, slot, WGT_SLOT, &out, &ep) < 0)
@@ -299,8 +323,11 @@ static void *wgt_rx_main(void *arg)
 			uint8_t *pkt;
 			size_t len;
 
-			if (msgs[i].msg_hdr.msg_flags & MSG_TRUNC ||
-			    msgs[i].msg_hdr.msg_namelen < sizeof(struct sockaddr_in6))
+			if (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
+				atomic_fetch_add(&w->rx_truncated, 1);
+				continue;
+			}
+			if (msgs[i].msg_hdr.msg_namelen < sizeof(struct sockaddr_in6))
 				continue;
 			from_sockaddr6(&from[i], &ep);
 			/* Decrypted in place: the datagram buffers stay untouched until the batch
@@ -658,8 +685,8 @@ static int wgt_stats(struct wgt *w, char *buf, size_t size)
 	    "\ndrop_no_peer=%" PRIu64 "\ndrop_no_session=%" PRIu64 "\ndrop_unknown_peer=%" PRIu64 "\n",
 	    c.drop_bad_mac1, c.drop_needs_cookie, c.drop_decrypt, c.drop_replay, c.drop_allowed_ip,
 	    c.drop_unknown_index, c.drop_malformed, c.drop_no_peer, c.drop_no_session, c.drop_unknown_peer);
-	PUT("send_errors=%" PRIuFAST64 "\ntun_write_drops=%" PRIuFAST64 "\n", atomic_load(&w->send_errors),
-	    atomic_load(&w->tun_write_drops));
+	PUT("send_errors=%" PRIuFAST64 "\ntun_write_drops=%" PRIuFAST64 "\nrx_truncated=%" PRIuFAST64 "\n",
+	    atomic_load(&w->send_errors), atomic_load(&w->tun_write_drops), atomic_load(&w->rx_truncated));
 	for (i = 0; i < wg_peer_count(w->engine); i++) {
 		char ep[INET6_ADDRSTRLEN] = "none";
 		unsigned port = 0;

@@ -126,9 +126,11 @@ NE_EXPORT int ne_tunnel_set_network_settings(ne_provider *provider, const struct
 					     ne_tunnel_settings_done done, void *userdata);
 
 /* Delivers packets to the host as if they arrived on the tunnel device (packetFlow
- * writePackets). Any thread. Returns how many were written (the rest did not fit the device's
- * queue and were dropped), or -EINVAL for a malformed packet at index 0, -ENOTCONN before the
- * device exists or after stop. */
+ * writePackets). Any thread. Returns how many were written (the others were dropped: malformed
+ * ones after the first, and the rest once the device's queue was full), or -EINVAL for a
+ * malformed packet at index 0, -ENOTCONN before the device exists or after stop. Consecutive
+ * TCP segments of one flow within one call reach the host as one large packet (as the kernel's
+ * GRO would merge them), so writing a whole receive batch at once is cheaper for the host. */
 NE_EXPORT int ne_tunnel_write_packets(ne_provider *provider, const ne_tunnel_packet *packets, size_t n);
 
 /* The device's name ("netext0") once the first settings made it, else NULL. Any thread. */

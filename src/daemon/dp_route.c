@@ -410,6 +410,22 @@ int dp_route_link_set(struct dp_route *r, unsigned ifindex, uint32_t mtu, bool a
 	return talk(r, nlh, NULL, NULL);
 }
 
+int dp_route_link_del(struct dp_route *r, unsigned ifindex)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	struct ifinfomsg *ifi;
+	int err;
+
+	nlh->nlmsg_type = RTM_DELLINK;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+	ifi = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifi));
+	ifi->ifi_family = AF_UNSPEC;
+	ifi->ifi_index = (int)ifindex;
+	err = talk(r, nlh, NULL, NULL);
+	return err == -ENODEV ? 0 : err;
+}
+
 struct connected {
 	const unsigned *skip;
 	size_t n_skip, max, n;

@@ -50,6 +50,9 @@ int dp_route_addr(struct dp_route *r, bool add, unsigned ifindex, const struct d
 /* Sets the MTU (0: unchanged), the IPv6 address generation mode none (no link-local address)
  * and up/down. */
 int dp_route_link_set(struct dp_route *r, unsigned ifindex, uint32_t mtu, bool addrgen_none, bool up);
+/* `ip link del` by index (0 when it is gone already). The caller must know the index is still
+ * its device: tunnel.c deletes its TUN device while it still holds the queue fds. */
+int dp_route_link_del(struct dp_route *r, unsigned ifindex);
 /* The directly connected networks of the main table (unicast routes without a gateway, not
  * through lo or skip_ifindex[0..n_skip)), both families, into out (max entries). */
 int dp_route_connected(struct dp_route *r, const unsigned *skip_ifindex, size_t n_skip,

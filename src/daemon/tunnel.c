@@ -294,10 +294,16 @@ size_t tunnel_start_options(struct daemon *d, const char *config, const char *co
 
 /* ---- the device ----------------------------------------------------------------------- */
 
+/* The device goes away when its last queue fd closes; the extension holds copies, which it
+ * closes at STOP_DONE or by dying, but a stuck or hostile one could keep the device (and its
+ * name) alive. So the device is deleted first, while netextd's fds still pin its index. */
 static void device_close(struct tunnel *t)
 {
 	unsigned i;
+	int r;
 
+	if (t->ifindex && T->rt && (r = dp_route_link_del(T->rt, t->ifindex)) < 0)
+		log_warnx("tunnel %s: cannot delete device %s: %s", t->config, t->ifname, strerror(-r));
 	for (i = 0; i < NE_WIRE_TUNNEL_QUEUES_MAX; i++)
 		ne_closep(&t->fds[i]);
 	if (t->ifindex)

@@ -18,8 +18,9 @@
  *
  * Reading: poll (queue fd + a stop eventfd), then read until EAGAIN or BATCH_MAX reads into
  * one preallocated buffer per thread; GSO packets are cut in place into that buffer (from the
- * last segment backwards, each segment's output lies at or after its input), and
- * read_packets gets the whole batch once. No allocation per packet.
+ * last segment backwards, each segment's output lies at or after its input); read_packets
+ * gets the packets whenever BATCH_MAX have gathered and once the queue is empty. No
+ * allocation per packet.
  *
  * Writing: a queue per calling thread (each thread gets a slot number once, round robin;
  * queue = slot % queues), so one thread's packets stay in order and threads do not share a
@@ -52,8 +53,8 @@
 #include "util.h"
 
 #define VNET_HDR_LEN 10
-#define BATCH_MAX 64                      /* reads per batch */
-#define SEGS_MAX 1024                     /* packets per read_packets call */
+#define BATCH_MAX 64 /* reads per poll; a batch goes out once it holds this many packets */
+#define SEGS_MAX 1024                     /* room: a batch plus one GSO read's segments */
 #define BUF_SIZE (1024 * 1024)            /* per packet thread */
 
 struct tqueue {
@@ -147,8 +148,6 @@ void nelib_tunnel_unref(struct nelib_tunnel *st)
 	free(st);
 }
 
-/* --- checksums and segmentation ------------------------------------------------------------ */
-
 /* --- packet threads ------------------------------------------------------------------------ */
 
 /* The batch is full, or the reads are done: the provider gets it. */
@@ -175,7 +174,11 @@ static int read_batch(struct tqueue *q)
 	b->n = 0;
 	b->used = 0;
 	while (reads < BATCH_MAX) {
-		if (b->cap - b->used < TUNSEG_READ_MAX || b->n == b->max)
+		/* Small batches: a provider that sends each batch at once (sendmmsg) would
+		 * otherwise burst hundreds of segments of a TSO read into a slow peer's socket
+		 * (bench/tunnel: C→S 0.56× of the engine without netext with 1024-packet batches,
+		 * 1.03× with 64). */
+		if (b->cap - b->used < TUNSEG_READ_MAX || b->n >= BATCH_MAX)
 			flush(b, q);
 		r = read(q->fd, b->buf + b->used, TUNSEG_READ_MAX);
 		if (r < 0 && errno == EINTR)
