@@ -5,7 +5,7 @@ BUILD       ?= build
 CHECK_BUILD ?= build-check
 FUZZ_BUILD  ?= build-fuzz
 # CI's short libFuzzer run: these harnesses, this long each.
-FUZZ_CI_HARNESSES ?= dns dnsbuild pkt
+FUZZ_CI_HARNESSES ?= dns dnsbuild pkt wg tunseg tunnel
 FUZZ_CI_SECONDS   ?= 20
 FUZZ_ENV = ASAN_OPTIONS=abort_on_error=1:detect_leaks=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
@@ -38,7 +38,8 @@ fuzz:
 	@ninja -C $(FUZZ_BUILD)
 	@bash scripts/run-fuzz.sh $(FUZZ_BUILD)
 
-# The real libFuzzer binaries of the DNS parser and builder and of the packet parser
+# The real libFuzzer binaries of the DNS parser and builder, the packet parser, the WireGuard
+# engine, the tunnel segmentation and the tunnel settings planner
 # (FUZZ_CI_HARNESSES) for FUZZ_CI_SECONDS each, from
 # the committed seeds (new inputs go to FUZZ_BUILD/fuzz/NAME/ci/corpus). One line per
 # harness; libFuzzer's output is in FUZZ_BUILD/fuzz/NAME/ci/log, whose tail is printed when
