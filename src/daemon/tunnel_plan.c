@@ -16,9 +16,10 @@
 
 static int view_cstr(const struct ne_view *v, char *buf, size_t size)
 {
-	if (v->len >= size || memchr(v->p, '\0', v->len))
+	if (v->len >= size || (v->len && memchr(v->p, '\0', v->len)))
 		return -EINVAL;
-	memcpy(buf, v->p, v->len);
+	if (v->len) /* an empty view may have p NULL: no memchr/memcpy on it */
+		memcpy(buf, v->p, v->len);
 	buf[v->len] = '\0';
 	return 0;
 }
