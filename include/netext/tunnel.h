@@ -150,9 +150,10 @@ typedef void (*ne_tunnel_socket_done)(ne_provider *provider, int fd, int error, 
 
 /* Asks netextd for a transport socket that bypasses every tunnel and the kill switch: family
  * AF_INET, AF_INET6, or AF_UNSPEC for an IPv6 socket that also handles IPv4 (v4-mapped);
- * protocol IPPROTO_UDP or IPPROTO_TCP; port the local port to bind (0: any; netextd binds it,
- * so ports below 1024 work). done gets the fd (the caller owns it: close-on-exec, blocking) or
- * fd -1 with a negative errno and a message. Returns 0 once asked. */
+ * protocol IPPROTO_UDP or IPPROTO_TCP; port the local port to bind (0: any; netextd binds it;
+ * a port below 1024 only when the administrator set privileged_ports=yes, else -EACCES).
+ * done gets the fd (the caller owns it: close-on-exec, blocking) or fd -1 with a negative
+ * errno and a message. Returns 0 once asked. */
 NE_EXPORT int ne_tunnel_open_socket(ne_provider *provider, int family, int protocol, uint16_t port,
 				    ne_tunnel_socket_done done, void *userdata);
 

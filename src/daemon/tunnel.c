@@ -75,6 +75,7 @@ struct tunnel {
 	/* options: configuration's merged with tunnel.start's */
 	char ifname_opt[IFNAMSIZ];
 	bool force_all;
+	bool privileged_ports;    /* option privileged_ports=yes: transport ports < 1024 */
 	size_t n_apps;
 	char apps[TUNNEL_APPS_MAX][256];
 	char option_error[256];        /* a bad option: the first settings are refused with it */
@@ -223,6 +224,8 @@ static void apply_option(struct daemon *d, struct tunnel *t, const char *k, cons
 			ne_strscpy(t->ifname_opt, v, sizeof(t->ifname_opt));
 	} else if (!strcmp(k, "include_all_networks")) {
 		t->force_all = yes(v);
+	} else if (!strcmp(k, "privileged_ports")) {
+		t->privileged_ports = yes(v);
 	} else if (!strcmp(k, "apps")) {
 		t->n_apps = 0;
 		list = strdup(v);
@@ -256,6 +259,7 @@ static void load_options(struct daemon *d, struct tunnel *t)
 
 	t->ifname_opt[0] = '\0';
 	t->force_all = false;
+	t->privileged_ports = false;
 	t->n_apps = 0;
 	t->option_error[0] = '\0';
 	if (store_config_get(d->store, t->config, &c) == 0) {
@@ -955,6 +959,15 @@ int tunnel_on_socket(struct daemon *d, const char *config, uint64_t id, const ui
 		return -EPROTO;
 	if (!provider_active(t)) {
 		socket_result(t, id, -ENOTCONN, "the tunnel is stopping", -1);
+		return 0;
+	}
+	/* netextd binds as root: without the administrator's say-so an extension could take a
+	 * privileged port (53, 443, …) that some service of the host is about to use. */
+	if (m.port && m.port < 1024 && !t->privileged_ports) {
+		snprintf(err, sizeof(err), "port %u is below 1024: the configuration needs the option "
+			 "privileged_ports=yes", m.port);
+		log_info("tunnel %s: transport socket refused: %s", t->config, err);
+		socket_result(t, id, -EACCES, err, -1);
 		return 0;
 	}
 	r = make_socket(&m, &fd, err, sizeof(err));

@@ -13,7 +13,8 @@
 #     the data byte for byte and its TUN saw no packet bigger than the MTU;
 #   - `tunnel stop` → disconnected, no device, rule, route table, nft chain or DNS route left;
 #   - bad settings (a bad CIDR) → the start fails with a message naming it, the status has
-#     the error, nothing is left; a good start afterwards works.
+#     the error, nothing is left; a good start afterwards works;
+#   - a transport port below 1024 is refused unless the configuration says privileged_ports=yes.
 set -uo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 . "$here/lib/daemon.sh"
@@ -101,6 +102,20 @@ ctl tunnel start t1 --option routes=198.19.100.0/99 >"$T/out" 2>&1 || rc=$?
 twait t1 disconnected invalid
 tun_assert_clean "$IF"
 echo "ok: bad route refused: $(head -1 "$T/out")"
+# A transport port below 1024 needs the administrator's privileged_ports=yes.
+rc=0
+ctl tunnel start t1 --option port=853 >"$T/out" 2>&1 || rc=$?
+[ "$rc" -ne 0 ] || { cat "$T/out"; fail "a provider bound port 853 without privileged_ports=yes"; }
+grep -q 'privileged_ports' "$T/out" || { cat "$T/out"; fail "the refused port does not say what to do"; }
+twait t1 disconnected invalid
+tun_assert_clean "$IF"
+tstart t1 --option port=853 --option privileged_ports=yes
+twait t1 connected
+ns_exec "$C" ss -Hlnu 'sport = :853' | gq . || fail "the transport is not bound to port 853"
+ns_exec "$C" ping -c 1 -W 2 $P4 >/dev/null || fail "ping with the transport on port 853"
+tstop t1
+twait t1 disconnected
+echo "ok: transport port 853 refused without privileged_ports=yes, bound with it"
 tstart t1
 twait t1 connected
 ns_exec "$C" ping -c 1 -W 2 $P4 >/dev/null || fail "ping after a failed start and a good one"
