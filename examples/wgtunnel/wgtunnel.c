@@ -515,18 +515,25 @@ static int wgt_configure(struct wgt *w, const ne_options *o, char *err, size_t e
 
 /* --- lifecycle (dispatch thread) ------------------------------------------------------------- */
 
-static void wgt_free(struct wgt *w)
+/* Ends the receive and timer threads (they use the provider and the engine). */
+static void wgt_stop_threads(struct wgt *w)
 {
 	uint64_t one = 1;
 
-	if (!w)
-		return;
 	if (w->stop_fd >= 0 && write(w->stop_fd, &one, sizeof(one)) < 0)
 		(void)0; /* an eventfd write only fails on overflow */
 	if (w->rx_started)
 		pthread_join(w->rx_thread, NULL);
 	if (w->timer_started)
 		pthread_join(w->timer_thread, NULL);
+	w->rx_started = w->timer_started = false;
+}
+
+static void wgt_free(struct wgt *w)
+{
+	if (!w)
+		return;
+	wgt_stop_threads(w);
 	if (w->engine)
 		wg_engine_free(w->engine);
 	if (w->sock >= 0)
@@ -537,11 +544,16 @@ static void wgt_free(struct wgt *w)
 	free(w);
 }
 
+/* A failed start. The library's packet threads may already run (the device came before a
+ * refusal) and read w: they end inside ne_provider_start_done(), so w is freed after it; our
+ * own threads use the provider, so they end before it. */
 static void wgt_fail(ne_provider *provider, struct wgt *w, int error, const char *message)
 {
+	wgt_stop_threads(w);
+	/* A stop that came during the start is still pending: its callback must not see w. */
 	ne_provider_set_context(provider, NULL);
-	wgt_free(w);
 	ne_provider_start_done(provider, error, message);
+	wgt_free(w);
 }
 
 static void settings_done(ne_provider *provider, int error, const char *message, void *userdata)
