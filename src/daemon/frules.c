@@ -13,55 +13,18 @@
 #include <sys/socket.h>
 
 #include "dns.h"
+#include "dp_route.h"
 #include "util.h"
 
-static bool prefix_bits_clear(const uint8_t *addr, int len_bytes, unsigned prefix)
-{
-	int i;
-
-	for (i = 0; i < len_bytes; i++) {
-		unsigned first = (unsigned)i * 8;
-		uint8_t mask;
-
-		if (first + 8 <= prefix)
-			continue;
-		mask = first >= prefix ? 0xff : (uint8_t)(0xff >> (prefix - first));
-		if (addr[i] & mask)
-			return false;
-	}
-	return true;
-}
-
+/* The one prefix parser of the daemon (dp_route.c); rules want networks without host bits. */
 int frules_parse_net(const char *s, struct frule_net *ret)
 {
-	char buf[INET6_ADDRSTRLEN + 8], *slash, *end;
-	struct frule_net n = { .set = true };
-	unsigned long prefix;
-	int bytes;
+	struct dp_prefix p;
 
-	if (ne_strscpy(buf, s, sizeof(buf)) < 0)
+	if (dp_prefix_parse(s, false, &p) < 0)
 		return -EINVAL;
-	slash = strchr(buf, '/');
-	if (slash)
-		*slash = '\0';
-	if (inet_pton(AF_INET, buf, n.addr) == 1)
-		n.family = AF_INET;
-	else if (inet_pton(AF_INET6, buf, n.addr) == 1)
-		n.family = AF_INET6;
-	else
-		return -EINVAL;
-	bytes = n.family == AF_INET ? 4 : 16;
-	prefix = (unsigned long)bytes * 8;
-	if (slash) {
-		errno = 0;
-		prefix = strtoul(slash + 1, &end, 10);
-		if (errno || end == slash + 1 || *end || prefix > (unsigned long)bytes * 8)
-			return -EINVAL;
-	}
-	n.prefix = (uint8_t)prefix;
-	if (!prefix_bits_clear(n.addr, bytes, n.prefix))
-		return -EINVAL;
-	*ret = n;
+	*ret = (struct frule_net){ .set = true, .family = p.family, .prefix = p.len };
+	memcpy(ret->addr, p.addr, sizeof(ret->addr));
 	return 0;
 }
 

@@ -43,6 +43,7 @@
 #include "dnsproxy.h"
 #include "dp_nfq.h"
 #include "dp_nft.h"
+#include "dp_route.h"
 #include "list.h"
 #include "log.h"
 #include "pkt.h"
@@ -1279,35 +1280,24 @@ void pktfilter_provider_gone(struct daemon *d, const char *config, const char *w
 
 /* ---- settings ------------------------------------------------------------------------------- */
 
+/* With dp_prefix_parse, the daemon's one prefix parser; host bits are allowed (nft masks). */
 static int parse_network(struct ne_view v, struct dp_match *m)
 {
-	char buf[INET6_ADDRSTRLEN + 8], *slash, *end;
-	unsigned long prefix;
+	char buf[INET6_ADDRSTRLEN + 8];
+	struct dp_prefix p;
 
 	if (v.len >= sizeof(buf))
 		return -EINVAL;
 	memcpy(buf, v.p, v.len);
 	buf[v.len] = '\0';
-	slash = strchr(buf, '/');
-	if (slash)
-		*slash++ = '\0';
-	if (inet_pton(AF_INET, buf, &m->addr.v4) == 1)
-		m->addr.family = AF_INET;
-	else if (inet_pton(AF_INET6, buf, &m->addr.v6) == 1)
-		m->addr.family = AF_INET6;
-	else
+	if (dp_prefix_parse(buf, true, &p) < 0)
 		return -EINVAL;
-	prefix = m->addr.family == AF_INET ? 32 : 128;
-	if (slash) {
-		unsigned long max = prefix;
-
-		if (!*slash || *slash < '0' || *slash > '9')
-			return -EINVAL;
-		prefix = strtoul(slash, &end, 10);
-		if (*end || prefix > max)
-			return -EINVAL;
-	}
-	m->addr.prefix = (uint8_t)prefix;
+	m->addr.family = p.family;
+	if (p.family == AF_INET)
+		memcpy(&m->addr.v4, p.addr, 4);
+	else
+		memcpy(&m->addr.v6, p.addr, 16);
+	m->addr.prefix = p.len;
 	return 0;
 }
 
