@@ -31,6 +31,8 @@ struct dp_nft {
 	uint32_t portid;
 	uint32_t seq;
 	enum dp_queue_backend qb;
+	bool synced;              /* the kernel's table is what `state` says */
+	struct dp_nft_state state;
 };
 
 /* ---- ruleset description ---------------------------------------------------------------- */
@@ -662,8 +664,9 @@ static int rule_fill(struct nftnl_rule *r, const struct dp_rule *dr, enum dp_que
 	return err;
 }
 
-static int msg_rule(struct mnl_nlmsg_batch *batch, const char *table, const char *chain,
-		    const struct dp_rule *dr, enum dp_queue_backend qb, uint32_t seq)
+/* The NEWRULE message for dr at buf (room for DP_NFT_BATCH_SLACK bytes); its length or an error. */
+static int rule_nlmsg(void *buf, const char *table, const char *chain, const struct dp_rule *dr,
+		      enum dp_queue_backend qb, uint32_t seq)
 {
 	struct nftnl_rule *r = nftnl_rule_alloc();
 	struct nlmsghdr *nlh;
@@ -675,15 +678,49 @@ static int msg_rule(struct mnl_nlmsg_batch *batch, const char *table, const char
 	nftnl_rule_set_str(r, NFTNL_RULE_CHAIN, chain);
 	nftnl_rule_set_u32(r, NFTNL_RULE_FAMILY, NFPROTO_INET);
 	err = rule_fill(r, dr, qb);
-	if (err < 0)
-		goto out;
-	nlh = nftnl_nlmsg_build_hdr(mnl_nlmsg_batch_current(batch), NFT_MSG_NEWRULE, NFPROTO_INET,
-				    NLM_F_CREATE | NLM_F_APPEND, seq);
-	nftnl_rule_nlmsg_build_payload(nlh, r);
-	err = batch_next(batch);
-out:
+	if (err == 0) {
+		nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_NEWRULE, NFPROTO_INET, NLM_F_CREATE | NLM_F_APPEND, seq);
+		nftnl_rule_nlmsg_build_payload(nlh, r);
+		err = (int)nlh->nlmsg_len;
+	}
 	nftnl_rule_free(r);
 	return err;
+}
+
+static int msg_rule(struct mnl_nlmsg_batch *batch, const char *table, const char *chain,
+		    const struct dp_rule *dr, enum dp_queue_backend qb, uint32_t seq)
+{
+	int err = rule_nlmsg(mnl_nlmsg_batch_current(batch), table, chain, dr, qb, seq);
+
+	return err < 0 ? err : batch_next(batch);
+}
+
+/* NFT_MSG_DELRULE without a handle (flush the chain) or NFT_MSG_DELCHAIN. */
+static int msg_chain_del(struct mnl_nlmsg_batch *batch, uint16_t type, const char *table, const char *chain,
+			 uint32_t seq)
+{
+	struct nlmsghdr *nlh = nftnl_nlmsg_build_hdr(mnl_nlmsg_batch_current(batch), type, NFPROTO_INET, 0, seq);
+
+	if (type == NFT_MSG_DELRULE) {
+		struct nftnl_rule *r = nftnl_rule_alloc();
+
+		if (!r)
+			return -ENOMEM;
+		nftnl_rule_set_str(r, NFTNL_RULE_TABLE, table);
+		nftnl_rule_set_str(r, NFTNL_RULE_CHAIN, chain);
+		nftnl_rule_nlmsg_build_payload(nlh, r);
+		nftnl_rule_free(r);
+	} else {
+		struct nftnl_chain *c = nftnl_chain_alloc();
+
+		if (!c)
+			return -ENOMEM;
+		nftnl_chain_set_str(c, NFTNL_CHAIN_TABLE, table);
+		nftnl_chain_set_str(c, NFTNL_CHAIN_NAME, chain);
+		nftnl_chain_nlmsg_build_payload(nlh, c);
+		nftnl_chain_free(c);
+	}
+	return batch_next(batch);
 }
 
 static int batch_marker(struct mnl_nlmsg_batch *batch, bool begin, uint32_t seq)
@@ -744,6 +781,165 @@ int dp_nft_build(const struct dp_ruleset *rs, enum dp_queue_backend qb, struct m
 		return -EINVAL;
 	if ((err = batch_marker(batch, true, s++)) < 0 || (err = build_body(rs, qb, batch, &s, &last_off)) < 0 ||
 	    (err = batch_marker(batch, false, s++)) < 0)
+		return err;
+	ack_last(batch, last_off);
+	*seq = s;
+	return 0;
+}
+
+/* ---- in-place updates (see dp_nft.h) -------------------------------------------------------- */
+
+/* FNV-1a over the rule messages of chain ci of rs, in order (sequence number 0): two rule
+ * lists that hash alike are, barring a 64-bit collision, the same rules. 0: no rules. */
+static int chain_hash(const struct dp_ruleset *rs, size_t ci, enum dp_queue_backend qb, void *scratch,
+		      uint64_t *ret)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+	bool any = false;
+
+	for (size_t i = 0; i < rs->n_rules; i++) {
+		const struct dp_rule *r = &rs->rules[i];
+		const uint8_t *p = scratch;
+		int len;
+
+		if (r->chain >= rs->n_chains)
+			return -EINVAL;
+		if (r->chain != ci)
+			continue;
+		len = rule_nlmsg(scratch, rs->table, rs->chains[ci].name, r, qb, 0);
+		if (len < 0)
+			return len;
+		for (int k = 0; k < len; k++)
+			h = (h ^ p[k]) * 0x100000001b3ULL;
+		/* libmnl leaves attribute padding unwritten: the next message must find zeros. */
+		memset(scratch, 0, (size_t)len);
+		any = true;
+	}
+	*ret = !any ? 0 : h ? h : 1;
+	return 0;
+}
+
+static int chain_hashes(const struct dp_ruleset *rs, enum dp_queue_backend qb, uint64_t *out)
+{
+	void *scratch = calloc(1, DP_NFT_BATCH_SLACK);
+	int err = scratch ? 0 : -ENOMEM;
+
+	for (size_t i = 0; err == 0 && i < rs->n_chains; i++)
+		err = chain_hash(rs, i, qb, scratch, &out[i]);
+	free(scratch);
+	return err;
+}
+
+int dp_nft_state_of(const struct dp_ruleset *rs, enum dp_queue_backend qb, struct dp_nft_state *out)
+{
+	uint64_t hash[DP_RULESET_MAX_CHAINS];
+	int err;
+
+	if (rs->n_chains > DP_RULESET_MAX_CHAINS)
+		return -EINVAL;
+	if ((err = chain_hashes(rs, qb, hash)) < 0)
+		return err;
+	memset(out, 0, sizeof(*out));
+	(void)ne_strscpy(out->table, rs->table, sizeof(out->table));
+	for (size_t i = 0; i < rs->n_chains; i++)
+		out->chains[i] = (struct dp_nft_chain_state){ rs->chains[i], hash[i] };
+	out->n_chains = rs->n_chains;
+	return 0;
+}
+
+static bool chain_same(const struct dp_chain *a, const struct dp_chain *b)
+{
+	return a->type == b->type && a->hook == b->hook && a->priority == b->priority;
+}
+
+static ssize_t state_find(const struct dp_nft_state *st, const char *name)
+{
+	for (size_t i = 0; i < st->n_chains; i++)
+		if (!strcmp(st->chains[i].chain.name, name))
+			return (ssize_t)i;
+	return -1;
+}
+
+enum { UP_NONE, UP_FILL, UP_REFILL, UP_REMAKE, UP_NEW };
+
+int dp_nft_build_update(const struct dp_nft_state *before, const struct dp_ruleset *rs,
+			enum dp_queue_backend qb, struct mnl_nlmsg_batch *batch, uint32_t *seq,
+			struct dp_nft_state *after)
+{
+	uint64_t hash[DP_RULESET_MAX_CHAINS];
+	int todo[DP_RULESET_MAX_CHAINS];
+	bool flush_old[DP_NFT_STATE_MAX_CHAINS] = { false };
+	bool any = false;
+	uint32_t s = *seq;
+	size_t last_off = 0;
+	int err;
+
+	if (rs->table[0] == '\0' || rs->n_chains > DP_RULESET_MAX_CHAINS)
+		return -EINVAL;
+	if (strcmp(before->table, rs->table) || before->n_chains > DP_NFT_STATE_MAX_CHAINS)
+		return -ENOSPC;
+	if ((err = chain_hashes(rs, qb, hash)) < 0)
+		return err;
+	/* The plan: *after starts as *before; chains rs lacks keep their place, emptied. */
+	*after = *before;
+	for (size_t i = 0; i < after->n_chains; i++) {
+		if (after->chains[i].rules_hash == 0)
+			continue;
+		size_t dummy;
+
+		if (dp_ruleset_find_chain(rs, after->chains[i].chain.name, &dummy) < 0) {
+			flush_old[i] = any = true;
+			after->chains[i].rules_hash = 0;
+		}
+	}
+	for (size_t i = 0; i < rs->n_chains; i++) {
+		ssize_t k = state_find(after, rs->chains[i].name);
+
+		if (k < 0) {
+			if (after->n_chains >= DP_NFT_STATE_MAX_CHAINS)
+				return -ENOSPC;
+			k = (ssize_t)after->n_chains++;
+			todo[i] = UP_NEW;
+		} else if (!chain_same(&after->chains[k].chain, &rs->chains[i]))
+			todo[i] = UP_REMAKE;
+		else if (after->chains[k].rules_hash == hash[i])
+			todo[i] = UP_NONE;
+		else /* an empty chain needs no flush */
+			todo[i] = after->chains[k].rules_hash ? UP_REFILL : UP_FILL;
+		after->chains[k] = (struct dp_nft_chain_state){ rs->chains[i], hash[i] };
+		any |= todo[i] != UP_NONE;
+	}
+	if (!any)
+		return 1;
+
+#define STEP(call)                                           \
+	do {                                                 \
+		last_off = mnl_nlmsg_batch_size(batch);      \
+		if ((err = (call)) < 0)                      \
+			return err;                          \
+	} while (0)
+	if ((err = batch_marker(batch, true, s++)) < 0)
+		return err;
+	for (size_t i = 0; i < before->n_chains; i++)
+		if (flush_old[i])
+			STEP(msg_chain_del(batch, NFT_MSG_DELRULE, rs->table, before->chains[i].chain.name, s++));
+	for (size_t i = 0; i < rs->n_chains; i++) {
+		const char *name = rs->chains[i].name;
+
+		if (todo[i] == UP_NONE)
+			continue;
+		if (todo[i] == UP_REFILL || todo[i] == UP_REMAKE)
+			STEP(msg_chain_del(batch, NFT_MSG_DELRULE, rs->table, name, s++));
+		if (todo[i] == UP_REMAKE)
+			STEP(msg_chain_del(batch, NFT_MSG_DELCHAIN, rs->table, name, s++));
+		if (todo[i] == UP_REMAKE || todo[i] == UP_NEW)
+			STEP(msg_chain(batch, rs->table, &rs->chains[i], s++));
+		for (size_t r = 0; r < rs->n_rules; r++)
+			if (rs->rules[r].chain == i)
+				STEP(msg_rule(batch, rs->table, name, &rs->rules[r], qb, s++));
+	}
+#undef STEP
+	if ((err = batch_marker(batch, false, s++)) < 0)
 		return err;
 	ack_last(batch, last_off);
 	*seq = s;
@@ -849,7 +1045,7 @@ static int send_batch(struct dp_nft *n, build_fn build, const void *arg, size_t 
 	int err = -ENOBUFS;
 
 	for (int tries = 0; err == -ENOBUFS && tries < 8; tries++, limit *= 2) {
-		char *buf = malloc(limit + DP_NFT_BATCH_SLACK);
+		char *buf = calloc(1, limit + DP_NFT_BATCH_SLACK); /* no stale bytes in padding */
 		struct mnl_nlmsg_batch *b = buf ? mnl_nlmsg_batch_start(buf, limit) : NULL;
 
 		err = b ? build(arg, n->qb, b, &n->seq) : -ENOMEM;
@@ -870,9 +1066,46 @@ static int build_ruleset(const void *arg, enum dp_queue_backend qb, struct mnl_n
 	return dp_nft_build(arg, qb, b, seq);
 }
 
+struct update_arg {
+	const struct dp_nft_state *before;
+	const struct dp_ruleset *rs;
+	struct dp_nft_state *after;
+};
+
+static int build_update(const void *arg, enum dp_queue_backend qb, struct mnl_nlmsg_batch *b, uint32_t *seq)
+{
+	const struct update_arg *u = arg;
+
+	return dp_nft_build_update(u->before, u->rs, qb, b, seq, u->after);
+}
+
 int dp_nft_apply(struct dp_nft *n, const struct dp_ruleset *rs)
 {
-	return send_batch(n, build_ruleset, rs, 16384 + rs->n_rules * 1024);
+	size_t hint = 16384 + rs->n_rules * 1024;
+	int err;
+
+	if (n->synced) {
+		struct dp_nft_state *after = malloc(sizeof(*after));
+		struct update_arg u = { &n->state, rs, after };
+
+		err = after ? send_batch(n, build_update, &u, hint) : -ENOMEM;
+		if (err >= 0)
+			n->state = *after;
+		free(after);
+		if (err >= 0)
+			return 0;
+		/* Any other error: the transaction was refused as a whole, the table is unchanged. */
+		if (err != -ENOENT && err != -ENOSPC)
+			return err;
+		if (err == -ENOENT)
+			log_warnx("nft: table inet %s is not what netextd made (changed by someone else?); "
+				  "replacing it whole", rs->table);
+	}
+	n->synced = false;
+	err = send_batch(n, build_ruleset, rs, hint);
+	if (err == 0 && dp_nft_state_of(rs, n->qb, &n->state) == 0)
+		n->synced = true;
+	return err;
 }
 
 int dp_nft_table_delete(struct dp_nft *n, const char *name)
@@ -880,6 +1113,9 @@ int dp_nft_table_delete(struct dp_nft *n, const char *name)
 	char buf[MNL_SOCKET_BUFFER_SIZE * 2];
 	struct mnl_nlmsg_batch *b = mnl_nlmsg_batch_start(buf, MNL_SOCKET_BUFFER_SIZE);
 	int err;
+
+	if (n->synced && !strcmp(n->state.table, name))
+		n->synced = false;
 
 	if ((err = batch_marker(b, true, n->seq++)) < 0 ||
 	    (err = msg_table(b, NFT_MSG_DELTABLE, NLM_F_ACK, name, n->seq++)) < 0 ||

@@ -193,13 +193,47 @@ int dp_rule_add_action(struct dp_rule *r, const struct dp_action *a);
 int dp_nft_build(const struct dp_ruleset *rs, enum dp_queue_backend qb, struct mnl_nlmsg_batch *batch,
 		 uint32_t *seq);
 
+/* What a table netextd made holds, chain by chain: enough to change it in place.
+ *
+ * Why in place: whenever a netfilter hook is unregistered, the kernel drops every packet
+ * queued to any NFQUEUE of the namespace (nfqnl_nf_hook_drop), and deleting a table or a
+ * base chain unregisters hooks. So once the table exists, netextd never deletes a base chain
+ * while it runs: a chain whose rules changed is flushed and refilled in the same transaction,
+ * a chain the ruleset no longer has is only flushed (it stays, empty, with policy accept,
+ * until the table goes), and a chain whose rules did not change is left alone, rule handles
+ * and counters included. */
+#define DP_NFT_STATE_MAX_CHAINS 48
+struct dp_nft_chain_state {
+	struct dp_chain chain;
+	uint64_t rules_hash; /* of the chain's rule messages, in order; 0: no rules */
+};
+struct dp_nft_state {
+	char table[DP_NFT_NAME_MAX];
+	size_t n_chains;
+	struct dp_nft_chain_state chains[DP_NFT_STATE_MAX_CHAINS];
+};
+
+/* The state of the table dp_nft_build(rs) makes. -EINVAL for a bad ruleset. */
+int dp_nft_state_of(const struct dp_ruleset *rs, enum dp_queue_backend qb, struct dp_nft_state *out);
+/* Appends one transaction (batch begin/end included) that turns the table *before describes
+ * into rs without unregistering a hook unless a chain's type, hook or priority changed (then
+ * that chain is deleted and made again), and fills *after. Pure, like dp_nft_build().
+ * Returns 0; 1 when the table already matches rs (nothing appended); -ENOSPC when the
+ * update cannot be made in place (another table, or more chains than a dp_nft_state holds:
+ * use dp_nft_build()); -ENOBUFS; -EINVAL. */
+int dp_nft_build_update(const struct dp_nft_state *before, const struct dp_ruleset *rs,
+			enum dp_queue_backend qb, struct mnl_nlmsg_batch *batch, uint32_t *seq,
+			struct dp_nft_state *after);
+
 struct dp_nft;
 
 int dp_nft_open(struct dp_nft **ret);
 void dp_nft_close(struct dp_nft *n);
 /* The backend dp_nft_apply() uses for queue actions; DP_QUEUE_COMPAT until probed. */
 void dp_nft_set_queue_backend(struct dp_nft *n, enum dp_queue_backend qb);
-/* Replaces the table rs->table atomically; returns the first error the kernel reported. */
+/* Makes table rs->table hold exactly rs's rules, atomically: the first time (or after the
+ * kernel's table no longer matched what netextd made) by replacing the whole table, after
+ * that in place with dp_nft_build_update(). Returns the first error the kernel reported. */
 int dp_nft_apply(struct dp_nft *n, const struct dp_ruleset *rs);
 /* Deletes table `name` (family inet); 0 also when it does not exist. */
 int dp_nft_table_delete(struct dp_nft *n, const char *name);

@@ -11,7 +11,7 @@
 #   - a large TCP transfer: the kernel hands the provider ~64 KiB TCP segments (vnet header,
 #     TSO), which the library cuts into MTU-sized packets with valid checksums; the peer gets
 #     the data byte for byte and its TUN saw no packet bigger than the MTU;
-#   - `tunnel stop` → disconnected, no device, rule, route table, nft chain or DNS route left;
+#   - `tunnel stop` → disconnected, no device, rule, route table, nft rule or DNS route left;
 #   - bad settings (a bad CIDR) → the start fails with a message naming it, the status has
 #     the error, nothing is left; a good start afterwards works;
 #   - a transport port below 1024 is refused unless the configuration says privileged_ports=yes.

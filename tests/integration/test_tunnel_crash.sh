@@ -3,7 +3,7 @@
 # directory, so the test can keep the supervisor from restarting it (chmod -x) and look at
 # the moment between the death and the restart:
 #   - after kill -9: the status leaves connected (disconnected, or connecting while the
-#     supervisor retries); no device, rule, route table, nft chain or DNS route is left;
+#     supervisor retries); no device, rule, route table, nft rule or DNS route is left;
 #     the peer-only address is unreachable;
 #     (restart_max = 20: the refused execs count as crashes);
 #   - once the executable is back, the supervisor's restart reconnects the tunnel: connected

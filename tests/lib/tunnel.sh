@@ -23,7 +23,7 @@
 #                                    TWAIT_TRIES tenths)
 #   tiface NAME                      NAME's interface, once it has one
 #   tun_assert_clean [IF]...         nothing of any tunnel left in C (devices, rules, tables,
-#                                    nft chains, DNS routes)
+#                                    rules in tunnel chains, DNS routes)
 #   ext_msg NAME MSG                 an app message to NAME's provider, its answer on stdout
 #   ext_stat NAME KEY                KEY's value in the answer to the `stats` message
 #   link_pkts NS IF rx|tx            packets counted by IF in NS
@@ -145,7 +145,7 @@ twait() { # NAME STATE...
 
 tiface() { tfield "$1" interface; }
 
-# Rules at the tunnel priorities, routes in the tunnel tables, tunnel chains, devices, routes.
+# Rules at the tunnel priorities, routes in the tunnel tables, rules in tunnel chains, devices, routes.
 tun_leftovers() { # [IF]...
 	local f ifc
 	for f in -4 -6; do
@@ -157,7 +157,12 @@ tun_leftovers() { # [IF]...
 	for ifc in "$@"; do
 		ns_exec "$C" ip link show dev "$ifc" >/dev/null 2>&1 && echo "device: $ifc"
 	done
-	ns_exec "$C" nft list ruleset 2>/dev/null | grep -E '^\s*chain .*(tun|kill)' | sed 's/^/nft: /'
+	# netextd keeps a base chain it no longer needs, empty, until it stops (deleting one would
+	# drop every queued packet, see dp_nft.h): rules left in the tunnel's chains count.
+	ns_exec "$C" nft list table inet netext 2>/dev/null | awk '
+		$1 == "chain" { c = $2; next }
+		$1 == "}" { c = ""; next }
+		c ~ /(tun|kill)/ && $1 != "type" && NF { print "nft: " c ": " $0 }'
 	ctl dns route list 2>/dev/null | grep -F 'tunnel:' | sed 's/^/dns route: /'
 	return 0
 }

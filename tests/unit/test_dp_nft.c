@@ -33,6 +33,7 @@ struct parsed {
 	size_t n_chains;
 	struct nftnl_rule *rules[MAX_MSGS];
 	size_t n_rules;
+	char chain[MAX_MSGS][DP_NFT_NAME_MAX]; /* the chain a chain or rule message names */
 };
 
 static void parse_msg(struct parsed *p, const struct nlmsghdr *nlh)
@@ -46,16 +47,25 @@ static void parse_msg(struct parsed *p, const struct nlmsghdr *nlh)
 	assert_true(p->n_msgs < MAX_MSGS);
 	p->flags[p->n_msgs] = nlh->nlmsg_flags;
 	p->types[p->n_msgs++] = type;
-	if (type == NFT_MSG_NEWCHAIN) {
+	if (type == NFT_MSG_NEWCHAIN || type == NFT_MSG_DELCHAIN) {
 		struct nftnl_chain *c = nftnl_chain_alloc();
 
 		assert_int_equal(nftnl_chain_nlmsg_parse(nlh, c), 0);
-		p->chains[p->n_chains++] = c;
-	} else if (type == NFT_MSG_NEWRULE) {
+		strcpy(p->chain[p->n_msgs - 1], nftnl_chain_get_str(c, NFTNL_CHAIN_NAME));
+		if (type == NFT_MSG_NEWCHAIN)
+			p->chains[p->n_chains++] = c;
+		else
+			nftnl_chain_free(c);
+	} else if (type == NFT_MSG_NEWRULE || type == NFT_MSG_DELRULE) {
 		struct nftnl_rule *r = nftnl_rule_alloc();
 
 		assert_int_equal(nftnl_rule_nlmsg_parse(nlh, r), 0);
-		p->rules[p->n_rules++] = r;
+		strcpy(p->chain[p->n_msgs - 1], nftnl_rule_get_str(r, NFTNL_RULE_CHAIN));
+		assert_false(type == NFT_MSG_DELRULE && nftnl_rule_is_set(r, NFTNL_RULE_HANDLE));
+		if (type == NFT_MSG_NEWRULE)
+			p->rules[p->n_rules++] = r;
+		else
+			nftnl_rule_free(r);
 	}
 }
 
@@ -77,6 +87,32 @@ static void build_and_parse(const struct dp_ruleset *rs, enum dp_queue_backend q
 	assert_int_equal(seq, 100 + p->n_msgs); /* one sequence number per message */
 	mnl_nlmsg_batch_stop(b);
 	free(buf);
+}
+
+/* dp_nft_build_update(before, rs) parsed into p; its return value. */
+static int update_and_parse(const struct dp_nft_state *before, const struct dp_ruleset *rs,
+			    struct dp_nft_state *after, struct parsed *p)
+{
+	char *buf = malloc(BUF_LIMIT + DP_NFT_BATCH_SLACK);
+	struct mnl_nlmsg_batch *b = mnl_nlmsg_batch_start(buf, BUF_LIMIT);
+	uint32_t seq = 100;
+	const struct nlmsghdr *nlh;
+	int left, r;
+
+	memset(p, 0, sizeof(*p));
+	r = dp_nft_build_update(before, rs, DP_QUEUE_COMPAT, b, &seq, after);
+	nlh = mnl_nlmsg_batch_head(b);
+	left = (int)mnl_nlmsg_batch_size(b);
+	for (; mnl_nlmsg_ok(nlh, left); nlh = mnl_nlmsg_next(nlh, &left))
+		parse_msg(p, nlh);
+	assert_int_equal(left, 0);
+	assert_int_equal(seq, 100 + p->n_msgs);
+	if (r == 0) /* one ACK request, on the last real message */
+		for (size_t i = 0; i < p->n_msgs; i++)
+			assert_int_equal(!!(p->flags[i] & NLM_F_ACK), i == p->n_msgs - 2);
+	mnl_nlmsg_batch_stop(b);
+	free(buf);
+	return r;
 }
 
 static void parsed_free(struct parsed *p)
@@ -532,6 +568,174 @@ static void test_tunnel_exprs(void **state)
 	(void)state;
 }
 
+/* ---- in-place updates ---------------------------------------------------------------------- */
+
+/* The base chains, a "pkt_out" chain unless without_pkt, and n_out queue rules in "output". */
+static void update_ruleset(struct dp_ruleset *rs, bool without_pkt, int n_out, int32_t pkt_prio)
+{
+	size_t ch;
+	struct dp_rule r = {0};
+	struct dp_action a = {.kind = DP_ACTION_ACCEPT};
+
+	dp_ruleset_init_base(rs, "netext-test");
+	for (int i = 0; i < n_out; i++)
+		queue_rule(rs, (uint16_t)(7200 + i), 0);
+	if (without_pkt)
+		return;
+	assert_int_equal(dp_ruleset_add_chain(rs, "pkt_out", DP_CHAIN_FILTER, DP_HOOK_OUTPUT, pkt_prio, &ch), 0);
+	r.chain = ch;
+	assert_int_equal(dp_rule_add_action(&r, &a), 0);
+	assert_int_equal(dp_ruleset_add_rule(rs, &r), 0);
+}
+
+static void expect_msgs(const struct parsed *p, const uint16_t *types, const char *const *chains, size_t n)
+{
+	assert_int_equal(p->n_msgs, n);
+	for (size_t i = 0; i < n; i++) {
+		assert_int_equal(p->types[i], types[i]);
+		if (chains[i])
+			assert_string_equal(p->chain[i], chains[i]);
+	}
+}
+
+static void expect_state(const struct dp_nft_state *got, const struct dp_ruleset *rs)
+{
+	struct dp_nft_state want;
+
+	assert_int_equal(dp_nft_state_of(rs, DP_QUEUE_COMPAT, &want), 0);
+	for (size_t i = 0; i < want.n_chains; i++) {
+		size_t k;
+
+		for (k = 0; k < got->n_chains; k++)
+			if (!strcmp(got->chains[k].chain.name, want.chains[i].chain.name))
+				break;
+		assert_true(k < got->n_chains);
+		assert_int_equal(got->chains[k].chain.priority, want.chains[i].chain.priority);
+		assert_true(got->chains[k].rules_hash == want.chains[i].rules_hash);
+	}
+}
+
+/* The same ruleset again: nothing to send (no hook touched, rule handles and counters kept). */
+static void test_update_unchanged(void **state)
+{
+	struct dp_ruleset rs, rs2;
+	struct dp_nft_state before, after;
+	struct parsed p;
+
+	update_ruleset(&rs, false, 2, 0);
+	update_ruleset(&rs2, false, 2, 0); /* built again: equal by content, not by identity */
+	assert_int_equal(dp_nft_state_of(&rs, DP_QUEUE_COMPAT, &before), 0);
+	assert_int_equal(before.n_chains, 5);
+	assert_true(before.chains[0].rules_hash != 0);  /* output: two rules */
+	assert_true(before.chains[1].rules_hash == 0);  /* prerouting: none */
+	assert_int_equal(update_and_parse(&before, &rs2, &after, &p), 1);
+	assert_int_equal(p.n_msgs, 0);
+	assert_memory_equal(&before, &after, sizeof(before));
+	parsed_free(&p);
+	dp_ruleset_free(&rs);
+	dp_ruleset_free(&rs2);
+}
+
+/* One chain's rules changed: that chain is flushed and refilled, nothing else; no table or
+ * chain is deleted (either would unregister hooks and drop every queued packet). */
+static void test_update_one_chain(void **state)
+{
+	static const uint16_t want[] = {NFNL_MSG_BATCH_BEGIN, NFT_MSG_DELRULE, NFT_MSG_NEWRULE,
+					NFT_MSG_NEWRULE, NFT_MSG_NEWRULE, NFNL_MSG_BATCH_END};
+	static const char *const chains[] = {NULL, "output", "output", "output", "output", NULL};
+	struct dp_ruleset rs, rs2;
+	struct dp_nft_state before, after;
+	struct parsed p;
+
+	update_ruleset(&rs, false, 2, 0);
+	update_ruleset(&rs2, false, 3, 0);
+	assert_int_equal(dp_nft_state_of(&rs, DP_QUEUE_COMPAT, &before), 0);
+	assert_int_equal(update_and_parse(&before, &rs2, &after, &p), 0);
+	expect_msgs(&p, want, chains, NE_ARRAY_SIZE(want));
+	expect_state(&after, &rs2);
+	parsed_free(&p);
+	dp_ruleset_free(&rs);
+	dp_ruleset_free(&rs2);
+}
+
+/* A chain the ruleset no longer has is emptied but kept; when it comes back it is only filled. */
+static void test_update_chain_gone_and_back(void **state)
+{
+	static const uint16_t gone[] = {NFNL_MSG_BATCH_BEGIN, NFT_MSG_DELRULE, NFNL_MSG_BATCH_END};
+	static const char *const gone_chains[] = {NULL, "pkt_out", NULL};
+	static const uint16_t back[] = {NFNL_MSG_BATCH_BEGIN, NFT_MSG_NEWRULE, NFNL_MSG_BATCH_END};
+	static const char *const back_chains[] = {NULL, "pkt_out", NULL};
+	struct dp_ruleset with, without;
+	struct dp_nft_state s0, s1, s2;
+	struct parsed p;
+
+	update_ruleset(&with, false, 1, 0);
+	update_ruleset(&without, true, 1, 0);
+	assert_int_equal(dp_nft_state_of(&with, DP_QUEUE_COMPAT, &s0), 0);
+	assert_int_equal(update_and_parse(&s0, &without, &s1, &p), 0);
+	expect_msgs(&p, gone, gone_chains, NE_ARRAY_SIZE(gone));
+	assert_int_equal(s1.n_chains, 5);
+	assert_string_equal(s1.chains[4].chain.name, "pkt_out");
+	assert_true(s1.chains[4].rules_hash == 0);
+	parsed_free(&p);
+	/* Gone twice: nothing to do. */
+	assert_int_equal(update_and_parse(&s1, &without, &s2, &p), 1);
+	parsed_free(&p);
+	assert_int_equal(update_and_parse(&s1, &with, &s2, &p), 0);
+	expect_msgs(&p, back, back_chains, NE_ARRAY_SIZE(back));
+	assert_int_equal(s2.n_chains, 5);
+	expect_state(&s2, &with);
+	parsed_free(&p);
+	dp_ruleset_free(&with);
+	dp_ruleset_free(&without);
+}
+
+/* A chain that must hook elsewhere (another priority) is the one case that deletes a chain. */
+static void test_update_remake(void **state)
+{
+	static const uint16_t want[] = {NFNL_MSG_BATCH_BEGIN, NFT_MSG_DELRULE, NFT_MSG_DELCHAIN,
+					NFT_MSG_NEWCHAIN, NFT_MSG_NEWRULE, NFNL_MSG_BATCH_END};
+	static const char *const chains[] = {NULL, "pkt_out", "pkt_out", "pkt_out", "pkt_out", NULL};
+	struct dp_ruleset rs, rs2;
+	struct dp_nft_state before, after;
+	struct parsed p;
+
+	update_ruleset(&rs, false, 1, 0);
+	update_ruleset(&rs2, false, 1, 10);
+	assert_int_equal(dp_nft_state_of(&rs, DP_QUEUE_COMPAT, &before), 0);
+	assert_int_equal(update_and_parse(&before, &rs2, &after, &p), 0);
+	expect_msgs(&p, want, chains, NE_ARRAY_SIZE(want));
+	assert_int_equal(nftnl_chain_get_s32(p.chains[0], NFTNL_CHAIN_PRIO), 10);
+	expect_state(&after, &rs2);
+	parsed_free(&p);
+	dp_ruleset_free(&rs);
+	dp_ruleset_free(&rs2);
+}
+
+/* What cannot be done in place says so (the caller replaces the whole table). */
+static void test_update_not_in_place(void **state)
+{
+	struct dp_ruleset rs, other;
+	struct dp_nft_state before, after;
+	struct parsed p;
+
+	update_ruleset(&rs, false, 1, 0);
+	dp_ruleset_init_base(&other, "another-table");
+	assert_int_equal(dp_nft_state_of(&rs, DP_QUEUE_COMPAT, &before), 0);
+	assert_int_equal(update_and_parse(&before, &other, &after, &p), -ENOSPC);
+	parsed_free(&p);
+	/* A state full of chains the ruleset lacks: no room for pkt_out. */
+	before.n_chains = DP_NFT_STATE_MAX_CHAINS;
+	for (size_t i = 4; i < DP_NFT_STATE_MAX_CHAINS; i++) {
+		before.chains[i] = before.chains[0];
+		snprintf(before.chains[i].chain.name, sizeof(before.chains[i].chain.name), "old%zu", i);
+	}
+	assert_int_equal(update_and_parse(&before, &rs, &after, &p), -ENOSPC);
+	parsed_free(&p);
+	dp_ruleset_free(&rs);
+	dp_ruleset_free(&other);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -547,6 +751,11 @@ int main(void)
 		cmocka_unit_test(test_ifname),
 		cmocka_unit_test(test_mss_clamp),
 		cmocka_unit_test(test_tunnel_exprs),
+		cmocka_unit_test(test_update_unchanged),
+		cmocka_unit_test(test_update_one_chain),
+		cmocka_unit_test(test_update_chain_gone_and_back),
+		cmocka_unit_test(test_update_remake),
+		cmocka_unit_test(test_update_not_in_place),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
