@@ -109,6 +109,9 @@ static void show_one(json_t *t)
 	if (json_is_object(st) && str(t, "interface", NULL))
 		printf("  traffic    rx %lld bytes / %lld packets, tx %lld bytes / %lld packets\n",
 		       num(st, "rx_bytes"), num(st, "rx_packets"), num(st, "tx_bytes"), num(st, "tx_packets"));
+	if (json_is_true(json_object_get(t, "kill_switch_held")))
+		printf("  kill switch held: the extension died; traffic outside the tunnel stays blocked "
+		       "until it is back or `netextctl tunnel stop %s`\n", str(t, "name", "NAME"));
 	if (json_is_object(json_object_get(t, "kill_switch_drops")))
 		printf("  kill switch dropped %lld packets (%lld bytes)\n",
 		       num(json_object_get(t, "kill_switch_drops"), "packets"),

@@ -651,6 +651,7 @@ static void m_config_remove(struct control *c, struct ctl_req *req, json_t *para
 	filter_reconfigure(c->d);
 	dnsprov_reconfigure(c->d);
 	pktfilter_reconfigure(c->d);
+	tunnel_reconfigure(c->d);
 	ext_config_removed(c->d, name);
 	ctl_req_reply(req, NULL);
 }

@@ -86,6 +86,9 @@ int ext_restart(struct ext *e);
 void ext_shutdown_all(struct daemon *d);
 bool ext_all_exited(const struct daemon *d);
 const char *ext_identifier(const struct ext *e);
+/* e is running, starting or waiting to restart after a crash (not stopped, given up on or
+ * being removed). */
+bool ext_restart_pending(const struct ext *e);
 /* A new supervised extension for an installed store row; spawned when enabled. */
 int ext_install(struct daemon *d, const struct store_extension *se, struct ext **ret);
 /* Switches e to se (a new version of the same identifier): the running providers stop with

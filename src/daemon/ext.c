@@ -138,6 +138,12 @@ static void ext_start_enabled_configs(struct ext *e);
 static void ext_arm_timer(struct ext *e, unsigned ms);
 static int ext_apply(struct ext *e, const struct store_extension *se);
 
+bool ext_restart_pending(const struct ext *e)
+{
+	return !e->removing && !e->deactivating &&
+	       (e->state == EXT_STARTING || e->state == EXT_RUNNING || e->state == EXT_BACKOFF);
+}
+
 const char *ext_identifier(const struct ext *e)
 {
 	return e->id;
@@ -1103,6 +1109,7 @@ static void ext_removed(struct ext *e)
 	filter_reconfigure(d);
 	dnsprov_reconfigure(d);
 	pktfilter_reconfigure(d);
+	tunnel_reconfigure(d);
 }
 
 /* The old version of a replaced extension is gone: start the new one. */
@@ -1144,6 +1151,7 @@ static void ext_after_exit(struct ext *e, const char *status, bool expected)
 		e->state = EXT_FAILED;
 		log_warnx("extension %s: %s; crashed %u times in %u s, giving up (netextctl restart %s)",
 			  e->id, status, e->d->opt.restart_max, e->d->opt.restart_window_s, e->id);
+		tunnel_reconfigure(e->d);
 		return;
 	}
 	/* The first crash after a stable run restarts at once; a crash loop backs off. */
@@ -1648,6 +1656,7 @@ int ext_config_stop(struct daemon *d, const char *config, struct ctl_req *req)
 	filter_reconfigure(d);
 	dnsprov_reconfigure(d);
 	pktfilter_reconfigure(d);
+	tunnel_reconfigure(d);
 	p = prov_by_config(d, config);
 	if (!p || p->ext->fd < 0) {
 		ctl_req_reply(req, json_pack("{s:s, s:s}", "configuration", config, "state", "stopped"));
@@ -1663,6 +1672,7 @@ void ext_config_stop_reason(struct daemon *d, const char *config, int reason)
 
 	/* Not restarted with its extension: a provider that gave up stays stopped. */
 	store_config_set_enabled(d->store, config, false);
+	tunnel_reconfigure(d);
 	if (p && p->ext->fd >= 0)
 		prov_send_stop(p, (ne_stop_reason)reason, NULL);
 }

@@ -92,6 +92,10 @@ struct tunnel {
 	struct tunnel_settings *s;
 	bool per_app;
 	char dns_note[256];
+	/* The extension died with the kill switch on: its chains stay until the restarted
+	 * provider applies settings, the tunnel is stopped, or no restart will come. */
+	bool ks_held;
+	bool ks_held_local;            /* it had excludeLocalNetworks */
 };
 
 static struct {
@@ -686,6 +690,7 @@ int tunnel_on_settings(struct daemon *d, const char *config, uint64_t id, const 
 	}
 	if (ns->flags & NE_TUNNEL_F_CLEAR) {
 		free(ns);
+		t->ks_held = false; /* the restarted provider decided */
 		settings_remove(t);
 		daemon_apply_ruleset(d);
 		log_info("tunnel %s: settings cleared", t->config);
@@ -699,6 +704,7 @@ int tunnel_on_settings(struct daemon *d, const char *config, uint64_t id, const 
 		settings_result(t, id, r, err);
 		return 0;
 	}
+	t->ks_held = false; /* the new settings decide, in the same transaction */
 	dns_apply(t);
 	r = daemon_apply_ruleset(d);
 	if (r < 0) {
@@ -721,6 +727,17 @@ int tunnel_on_settings(struct daemon *d, const char *config, uint64_t id, const 
 static bool kill_switch(const struct tunnel *t)
 {
 	return t->s && ((t->s->flags & NE_TUNNEL_F_INCLUDE_ALL) || t->force_all);
+}
+
+/* The kill switch is in the table: the settings' or one held across a crash. */
+static bool ks_on(const struct tunnel *t)
+{
+	return t->used && (kill_switch(t) || t->ks_held);
+}
+
+static bool ks_local(const struct tunnel *t)
+{
+	return t->s ? (t->s->flags & NE_TUNNEL_F_EXCLUDE_LOCAL) != 0 : t->ks_held_local;
 }
 
 static int add_rule(struct dp_ruleset *rs, size_t chain, const struct dp_match *m, size_t nm,
@@ -773,9 +790,9 @@ static int ks_chain(struct daemon *d, struct dp_ruleset *rs, size_t c, bool outp
 		r = add_rule(rs, c, m, 1, DP_ACTION_ACCEPT);
 	}
 	for (i = 0; output && i < TUNNEL_RECORDS_MAX && r == 0 && d->cgroup_mount[0]; i++) {
-		if (!T->t[i].used || !T->t[i].ext || !kill_switch(&T->t[i]))
+		if (!ks_on(&T->t[i]) || !T->t[i].extension[0])
 			continue;
-		snprintf(cg, sizeof(cg), "%s/ext-%s", d->cgroup_base, ext_identifier(T->t[i].ext));
+		snprintf(cg, sizeof(cg), "%s/ext-%s", d->cgroup_base, T->t[i].extension);
 		if (cgroup_match(d->cgroup_mount, cg, &m[0]) == 0)
 			r = add_rule(rs, c, m, 1, DP_ACTION_ACCEPT);
 	}
@@ -854,9 +871,9 @@ int tunnel_add_rules(struct daemon *d, struct dp_ruleset *rs)
 	if (!T)
 		return 0;
 	for (i = 0; i < TUNNEL_RECORDS_MAX; i++)
-		if (T->t[i].used && kill_switch(&T->t[i])) {
+		if (ks_on(&T->t[i])) {
 			any = true;
-			local |= (T->t[i].s->flags & NE_TUNNEL_F_EXCLUDE_LOCAL) != 0;
+			local |= ks_local(&T->t[i]);
 		}
 	if (any) {
 		if ((r = dp_ruleset_add_chain(rs, "tunnel_ks_out", DP_CHAIN_FILTER, DP_HOOK_OUTPUT, DP_PRIO_FILTER, &out)) < 0 ||
@@ -1091,15 +1108,54 @@ void tunnel_provider_stopping(struct daemon *d, const char *config, const char *
 void tunnel_provider_gone(struct daemon *d, const char *config, const char *why)
 {
 	struct tunnel *t = find(config);
+	bool crashed;
 
 	if (!t || (!t->ext && t->state == T_DISCONNECTED))
 		return;
 	log_info("tunnel %s: provider gone (%s): removing device, routes, rules, DNS", config, why);
 	/* A provider that went away without being asked to: the extension died. */
-	if (strcmp(why, "provider stopped") && t->state != T_DISCONNECTING)
+	crashed = strcmp(why, "provider stopped") && t->state != T_DISCONNECTING;
+	if (crashed)
 		record_error(t, -ECONNRESET, "%s", why);
+	/* Its kill switch must not open while the supervisor brings it back: everything but the
+	 * tunnel's own exceptions stays blocked (tunnel_reconfigure() lets go if no restart
+	 * comes). */
+	t->ks_held = crashed && kill_switch(t);
+	if (t->ks_held) {
+		t->ks_held_local = ks_local(t);
+		log_warnx("tunnel %s: the kill switch stays on until the extension is back or the tunnel "
+			  "is stopped", config);
+	}
 	teardown(d, t);
 	set_state(t, T_DISCONNECTED);
+}
+
+void tunnel_reconfigure(struct daemon *d)
+{
+	bool changed = false;
+
+	for (size_t i = 0; T && i < TUNNEL_RECORDS_MAX; i++) {
+		struct tunnel *t = &T->t[i];
+		struct store_config sc;
+		struct ext *e;
+		bool enabled = false;
+
+		if (!t->used || !t->ks_held || t->ext)
+			continue;
+		if (store_config_get(d->store, t->config, &sc) == 0) {
+			enabled = sc.enabled;
+			store_config_clear(&sc);
+		}
+		e = ext_find(d, t->extension);
+		if (enabled && e && ext_restart_pending(e))
+			continue;
+		log_info("tunnel %s: no restart will come (%s): the kill switch goes", t->config,
+			 !enabled ? "configuration stopped" : !e ? "extension removed" : "extension given up on");
+		t->ks_held = false;
+		changed = true;
+	}
+	if (changed)
+		daemon_apply_ruleset(d);
 }
 
 void tunnel_provider_failed(struct daemon *d, const char *config, int error, const char *message)
@@ -1175,8 +1231,9 @@ static json_t *tunnel_json(struct tunnel *t)
 				  t->offloads ? "csum,tso4,tso6" : "",
 		      "ifindex", (json_int_t)t->ifindex, "queues", (json_int_t)t->nq,
 		      "mtu", (json_int_t)t->mtu, "slot", (json_int_t)t->slot,
-		      "kill_switch", kill_switch(t), "per_app", t->per_app, "apps", apps,
+		      "kill_switch", ks_on(t), "per_app", t->per_app, "apps", apps,
 		      "settings", settings_json(t));
+	json_object_set_new(o, "kill_switch_held", json_boolean(t->ks_held));
 	if (t->slot >= 0)
 		json_object_set_new(o, "routing", json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}",
 			"table", (json_int_t)(TUNNEL_TABLE_BASE + (unsigned)t->slot),
@@ -1189,10 +1246,10 @@ static json_t *tunnel_json(struct tunnel *t)
 		"rx_bytes", (json_int_t)st.rx_bytes, "rx_packets", (json_int_t)st.rx_packets,
 		"tx_bytes", (json_int_t)st.tx_bytes, "tx_packets", (json_int_t)st.tx_packets,
 		"rx_dropped", (json_int_t)st.rx_dropped, "tx_dropped", (json_int_t)st.tx_dropped));
-	if (kill_switch(t) && T->d->nft) {
+	if (ks_on(t) && T->d->nft) {
 		uint64_t pk = 0, by = 0, fp = 0, fb = 0;
 
-		/* The chains are rebuilt with each ruleset: counted since the last change. */
+		/* Counted since the chains' rules last changed. */
 		if (dp_nft_chain_counters(T->d->nft, DP_NFT_TABLE_DEFAULT, "tunnel_ks_out", &pk, &by) == 0 &&
 		    dp_nft_chain_counters(T->d->nft, DP_NFT_TABLE_DEFAULT, "tunnel_ks_fwd", &fp, &fb) == 0)
 			json_object_set_new(o, "kill_switch_drops", json_pack("{s:I, s:I}", "packets",

@@ -69,6 +69,9 @@ void tunnel_provider_stopping(struct daemon *d, const char *config, const char *
 void tunnel_provider_gone(struct daemon *d, const char *config, const char *why);
 /* A failed start: recorded as the last disconnect error. */
 void tunnel_provider_failed(struct daemon *d, const char *config, int error, const char *message);
+/* Configurations or extensions changed (stopped, removed, given up on): a kill switch held
+ * for a crashed tunnel goes when no restart of its provider will come. */
+void tunnel_reconfigure(struct daemon *d);
 
 /* Frames from a packet-tunnel provider (ext.c checks the type and provider first). Return 0,
  * or a negative errno that makes the frame a protocol fault (-EBADMSG, -EPROTO). */

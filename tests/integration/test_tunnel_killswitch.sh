@@ -8,6 +8,11 @@
 #      kill_switch_drops), while ping and TCP through the
 #      tunnel work, the transport (UDP to S outside the tunnel) keeps flowing, loopback works,
 #      and DHCP (UDP 68 → 67) still leaves;
+#   2b. kill -9 of the extension with the kill switch on: the switch is held (O stays
+#      unreachable, loopback works) while the supervisor cannot restart it yet; once it is
+#      back, the restarted provider's settings take over and the tunnel works; a second kill
+#      -9 followed by `tunnel stop` while the extension is down lets go: O is reachable and
+#      nothing is left;
 #   3. include_all=yes with exclude_local=yes: O's directly connected network is reachable;
 #   4. after stop, O is reachable again and nothing of the tunnel is left.
 set -uo pipefail
@@ -18,6 +23,13 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 : "${UDPECHO:?}"
 for tool in nc ping; do command -v $tool >/dev/null || skip "needs $tool"; done
 
+# A copy of netext-testtunnel, so that the test can hold the supervisor's restart back
+# (chmod -x; each refused exec counts as a crash, hence restart_max = 20).
+mkdir -p "$NS_TMPDIR/bin"
+cp "$NETEXT_TESTTUNNEL" "$NS_TMPDIR/bin/netext-testtunnel"
+chmod 755 "$NS_TMPDIR" "$NS_TMPDIR/bin" "$NS_TMPDIR/bin/netext-testtunnel"
+NETEXT_TESTTUNNEL=$NS_TMPDIR/bin/netext-testtunnel
+D_CONF_EXTRA="restart_max = 20"
 tun_setup
 tun_add_outside
 PIF=tk$$
@@ -133,6 +145,56 @@ twait ks disconnected
 tun_assert_clean "$IF"
 for dst in $O4 $O6; do reach "$dst" || fail "O ($dst) not reachable after the kill switch went"; done
 echo "ok: after stop, O is reachable again and nothing is left"
+
+# 2b. The kill switch across a crash of the extension.
+held() { # true or false: the status's kill_switch_held
+	ctl_json tunnel status ks | "$PY" -c '
+import json, sys
+t = [x for x in json.load(sys.stdin)["tunnels"] if x["configuration"] == "ks"]
+print(json.dumps(t[0]["kill_switch_held"]) if t else "")'
+}
+pid_of() { # the extension's pid, once it runs
+	local p
+	for _ in $(seq 100); do
+		p=$(ext_pid $TT_ID)
+		[ -n "$p" ] && [ "$p" != 0 ] && { echo "$p"; return 0; }
+		sleep 0.1
+	done
+	return 1
+}
+tstart ks --option include_all=yes
+twait ks connected
+pid=$(pid_of) || fail "no pid for $TT_ID"
+chmod 644 "$NETEXT_TESTTUNNEL"
+kill -KILL "$pid"
+twait ks disconnected connecting
+[ "$(held)" = true ] || { ctl tunnel status ks; fail "kill -9: kill_switch_held is '$(held)'"; }
+ctl tunnel status ks | gq "kill switch held" || fail "kill -9: the text status does not say the kill switch is held"
+unreachable $O4 || { ns_exec "$C" nft list ruleset; fail "kill -9: O ($O4) reachable while the extension is down"; }
+unreachable $O6 || fail "kill -9: O ($O6) reachable while the extension is down"
+reach 127.0.0.1 || fail "kill -9: loopback blocked while the kill switch is held"
+echo "ok: kill -9: the kill switch is held while the extension is down (O dropped, loopback works)"
+chmod 755 "$NETEXT_TESTTUNNEL"
+TWAIT_TRIES=400 twait ks connected
+[ "$(held)" = false ] || fail "restart: kill_switch_held is '$(held)'"
+[ "$(tfield ks kill_switch)" = true ] || fail "restart: the restarted provider's kill switch is off"
+IF=$(tiface ks)
+through_tunnel "after the restart"
+unreachable $O4 || fail "restart: O ($O4) reachable with the restarted provider's kill switch"
+echo "ok: restarted: the provider's own kill switch took over, the tunnel works"
+pid=$(pid_of) || fail "no pid after the restart"
+chmod 644 "$NETEXT_TESTTUNNEL"
+kill -KILL "$pid"
+twait ks disconnected connecting
+[ "$(held)" = true ] || fail "second kill -9: kill_switch_held is '$(held)'"
+tstop ks
+twait ks disconnected
+[ "$(held)" = false ] || fail "stop: kill_switch_held is '$(held)'"
+tun_assert_clean "$IF"
+for dst in $O4 $O6; do reach "$dst" || fail "O ($dst) not reachable after stopping the crashed tunnel"; done
+chmod 755 "$NETEXT_TESTTUNNEL"
+pid_of >/dev/null || fail "the extension did not come back after the test let it"
+echo "ok: tunnel stop while the extension is down: the kill switch went, nothing left"
 
 # 3. Kill switch with exclude_local=yes: no excluded routes this time; O's network is
 # directly connected, so it stays outside the tunnel and reachable.
