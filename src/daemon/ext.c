@@ -871,9 +871,10 @@ static int ext_on_io(sd_event_source *s, int fd, uint32_t revents, void *userdat
 		n = ne_wire_recv(e->fd, ext_rbuf, sizeof(ext_rbuf), NULL, NULL);
 		if (n == -EAGAIN || n == -EINTR)
 			break;
-		if (n == 0) {
-			/* Usually the process is dying: wait for its exit status, which says why,
-			 * and kill it only if it lingers without a channel. */
+		if (n == 0 || n == -ECONNRESET) {
+			/* Usually the process is dying (ECONNRESET: it died with frames unread, as
+			 * when the administrator's restart killed it): wait for its exit status,
+			 * which says why, and kill it only if it lingers without a channel. */
 			sd_event_source_disable_unref(e->io_src);
 			e->io_src = NULL;
 			ne_closep(&e->fd);
