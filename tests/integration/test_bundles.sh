@@ -33,7 +33,7 @@ WAIT_TRIES=100 WAIT_DELAY=0.05 wait_for running_version 1 || { ctl list; tail -2
 [ "$(ext_field "$ID" team)" = ACME ] || fail "team not recorded"
 [ "$(ext_field "$ID" short_version)" = 1.1.0 ] || fail "short version not recorded"
 [ "$(ext_field "$ID" lifecycle)" = enabled ] || fail "lifecycle is not enabled"
-ctl list | grep "$ID" | grep -q ACME || { ctl list; fail "list does not show team and identifier"; }
+ctl list | grep "$ID" | gq ACME || { ctl list; fail "list does not show team and identifier"; }
 [ "$(store_count)" -eq 1 ] || fail "store should hold one bundle"
 ctl config add demo --extension "$ID" --provider message --option greeting=hi || fail "config add failed"
 ctl start demo >/dev/null || fail "start demo failed"
@@ -58,7 +58,7 @@ echo "== replacement: app-update stop, configuration kept and started in the new
 ctl activate --replace "$B_DIR/v2.netext" || { tail -20 "$D_LOG"; fail "replace with v2 failed"; }
 WAIT_TRIES=100 WAIT_DELAY=0.05 wait_for running_version 2 || { ctl list; fail "v2 not running"; }
 kill -0 "$pid1" 2>/dev/null && fail "version 1 (pid $pid1) still runs"
-ctl logs -n 500 | grep -q "stopping (app-update)" || { ctl logs -n 50; fail "old provider did not get app-update"; }
+ctl logs -n 500 | gq "stopping (app-update)" || { ctl logs -n 50; fail "old provider did not get app-update"; }
 WAIT_TRIES=100 WAIT_DELAY=0.05 wait_for sh -c "[ \"\$(NETEXT_SOCKET=$D_SOCK $NETEXTCTL message demo ping 2>/dev/null)\" = pong ]" \
 	|| fail "configuration demo did not start again in version 2"
 [ "$(store_count)" -eq 1 ] || fail "old bundle not removed from the store after replacement"
@@ -75,7 +75,7 @@ case "$out" in *approve*) ;; *) fail "requester not told that approval is needed
 [ "$(ctl_json list | jq_get ".requests[] | select(.identifier == \"$ID\") | .version")" = 3 ] \
 	|| { ctl_json list; fail "request not listed"; }
 ctl list | grep -i "awaiting" >/dev/null || { ctl list; fail "list does not show the waiting request"; }
-ctl_json properties "$ID" | grep -q '"awaiting_approval": true' || fail "properties do not show awaiting approval"
+ctl_json properties "$ID" | gq '"awaiting_approval": true' || fail "properties do not show awaiting approval"
 running_version 2 || fail "a waiting request changed the extension"
 daemon_stop
 start
@@ -86,8 +86,8 @@ WAIT_TRIES=100 WAIT_DELAY=0.05 wait_for running_version 3 || { ctl list; fail "a
 [ -z "$(ctl_json list | jq_get '.requests[]')" ] || fail "approved request still listed"
 [ "$(store_count)" -eq 1 ] || fail "store should hold only version 3"
 # The provider may still be starting in the new version: a stop must be answered anyway.
-ctl stop demo | grep -q stopped || fail "stop right after a replacement was not answered"
-ctl start demo | grep -q running || fail "demo did not start again"
+ctl stop demo | gq stopped || fail "stop right after a replacement was not answered"
+ctl start demo | gq running || fail "demo did not start again"
 
 echo "== rejection"
 as_user activate "$B_DIR/v4.netext" >/dev/null 2>&1 || fail "request v4 failed"
@@ -142,7 +142,7 @@ WAIT_TRIES=100 WAIT_DELAY=0.05 wait_for sh -c "! kill -0 $pid4 2>/dev/null" || f
 [ -z "$(ext_field "$ID" identifier)" ] || fail "deactivated extension still listed"
 [ -z "$(ctl_json configs | jq_get '.configurations[]')" ] || fail "configurations survived deactivation"
 [ "$(store_count)" -eq 0 ] || fail "bundle left in the store after deactivation"
-ctl logs -n 500 | grep -q "stopping (configuration-removed)" || fail "provider not stopped with configuration-removed"
+ctl logs -n 500 | gq "stopping (configuration-removed)" || fail "provider not stopped with configuration-removed"
 expect_error 5 extension-not-found ctl deactivate "$ID"
 
 echo "== re-activation"

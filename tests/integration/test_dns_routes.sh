@@ -219,7 +219,7 @@ dns_daemon_start
 ctl dns route del --json dev.corp.example >/dev/null || fail "del dev.corp.example"
 ctl dns route add . 198.18.2.2 >/dev/null || fail "default route B"
 ctl dns route add corp.example 198.18.1.2 >/dev/null || fail "route corp.example A"
-ctl dns status | grep -qx "intercepting: yes" || { ctl dns status; tail -30 "$D_LOG"; fail "not intercepting with a split route"; }
+ctl dns status | gq -x "intercepting: yes" || { ctl dns status; tail -30 "$D_LOG"; fail "not intercepting with a split route"; }
 
 # answer_is WANT DIG-ARGS...: the answer is exactly WANT.
 answer_is() {

@@ -116,7 +116,7 @@ wait_for grep -q "host.corp.example A from $DIG\[[0-9]*\]: route corp.example (l
 
 # Reload: a bad file keeps the running rules; a good one replaces them.
 echo "route bad.example 198.18.1.300" >> "$T/splitdns.conf"
-ctl message splitdns reload | grep -q "^error: $T/splitdns.conf:5: '198.18.1.300' is not a server" \
+ctl message splitdns reload | gq "^error: $T/splitdns.conf:5: '198.18.1.300' is not a server" \
 	|| fail "bad reload not refused"
 expect 198.18.9.2 host.corp.example
 printf 'route example.org 198.18.1.3\n' > "$T/splitdns.conf"
@@ -131,7 +131,7 @@ chmod 644 "$T/bad.conf"
 ctl config add splitdns2 --extension com.example.splitdns --provider dns-proxy --fail-open \
 	--option config="$T/bad.conf" >/dev/null || fail "config add splitdns2"
 out=$(ctl start splitdns2 2>&1) && fail "started with a bad rule file"
-echo "$out" | grep -q "bad.conf:3: route needs a domain" || fail "start error does not name the line: $out"
+echo "$out" | gq "bad.conf:3: route needs a domain" || fail "start error does not name the line: $out"
 ctl config remove splitdns2 >/dev/null
 ctl config remove splitdns >/dev/null
 

@@ -168,7 +168,7 @@ id=$(paused_id)
 [ "$(ctl message sfw "allow $id")" = ok ] || fail "sfw allow $id"
 wait $c3
 [ "$(cat "$T/c3")" = "hello from 8888" ] || fail "connection allowed by the app did not complete"
-ctl message sfw "allow $id" | grep -q "^error: no paused flow" || fail "deciding twice not refused"
+ctl message sfw "allow $id" | gq "^error: no paused flow" || fail "deciding twice not refused"
 ctl stop sfw >/dev/null
 ctl config remove sfw >/dev/null
 
@@ -218,9 +218,9 @@ ctl message afw list > "$T/list"
 grep -q "^default=ask unknown=allow rules=$T/rules.conf$" "$T/list" || { cat "$T/list"; fail "list header"; }
 grep -q "^1 runtime drop exe=$CURL host=web.test port=8080$" "$T/list" || { cat "$T/list"; fail "list: run-time rule"; }
 grep -q "^5 file    allow exe=$CURL host=web.test$" "$T/list" || { cat "$T/list"; fail "list: file rule"; }
-ctl message afw "remove 2" | grep -q "^error: .*not a run-time rule" || fail "a file rule was removable"
-ctl message afw "add drop exe=relative" | grep -q "^error: exe must be an absolute path" || fail "bad rule accepted"
-ctl message afw "add allow" | grep -q "^error: a rule needs" || fail "empty rule accepted"
+ctl message afw "remove 2" | gq "^error: .*not a run-time rule" || fail "a file rule was removable"
+ctl message afw "add drop exe=relative" | gq "^error: exe must be an absolute path" || fail "bad rule accepted"
+ctl message afw "add allow" | gq "^error: a rule needs" || fail "empty rule accepted"
 [ "$(ctl message afw "remove 1")" = ok ] || fail "remove 1"
 [ "$(get http://web.test:8080/)" = "web ok" ] || fail "curl to web.test failed after remove"
 [ "$(ctl message afw list | wc -l)" = 5 ] || fail "list after remove"
@@ -231,14 +231,14 @@ chmod 644 "$T/bad.conf"
 ctl config add afw2 --extension com.example.appfirewall --provider filter-data --fail-open \
 	--option rules="$T/bad.conf" >/dev/null || fail "config add afw2"
 out=$(ctl start afw2 2>&1) && fail "started with a bad rule file"
-echo "$out" | grep -q "bad.conf:1: unknown match 'colour'" || fail "start error does not name the line: $out"
+echo "$out" | gq "bad.conf:1: unknown match 'colour'" || fail "start error does not name the line: $out"
 
 # 7. the sample rule file of the example parses.
 cp "$here/../examples/appfirewall/rules.conf" "$T/sample.conf" && chmod 644 "$T/sample.conf"
 ctl config add afw3 --extension com.example.appfirewall --provider filter-data --fail-open \
 	--option rules="$T/sample.conf" >/dev/null || fail "config add afw3"
 ctl start afw3 >/dev/null || { tail -5 "$D_LOG"; fail "the sample rules.conf does not load"; }
-ctl message afw3 list | grep -q "^6 file    drop exe=/usr/bin/curl$" || { ctl message afw3 list; fail "sample rules"; }
+ctl message afw3 list | gq "^6 file    drop exe=/usr/bin/curl$" || { ctl message afw3 list; fail "sample rules"; }
 ctl stop afw3 >/dev/null
 
 ctl stop afw >/dev/null

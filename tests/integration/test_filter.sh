@@ -152,5 +152,5 @@ assert f[0]["process"].get("executable", "").endswith("python3.11") or "python" 
 
 # 6. the table goes away with the daemon.
 daemon_stop
-if ns_exec "$H" nft list tables | grep -q netext; then fail "table left after stop"; fi
+if ns_exec "$H" nft list tables | gq netext; then fail "table left after stop"; fi
 echo "filter: ok"

@@ -96,7 +96,7 @@ tcp 7000 8 > "$T/c3" &
 c3=$!
 WAIT_TRIES=50 wait_for sh -c "NETEXT_SOCKET=$D_SOCK $NETEXTCTL message p pending | grep -q ." || fail "provider has nothing pending"
 id=$(ctl message p pending | head -1)
-ctl message p "allow $id" | grep -q ok || fail "provider could not resume $id"
+ctl message p "allow $id" | gq ok || fail "provider could not resume $id"
 wait $c3
 [ "$(cat "$T/c3")" = ok ] || fail "connection resumed by the provider did not complete"
 
@@ -173,12 +173,12 @@ done
 # 8. a daemon killed with -9 leaves its table; the next one replaces it and filters again.
 config z 10 fail-open default=ask verdict=allow
 daemon_kill9
-ns_exec "$H" nft list tables | grep -q "inet netext" || fail "expected the stale table after kill -9"
+ns_exec "$H" nft list tables | gq "inet netext" || fail "expected the stale table after kill -9"
 [ "$(tcp 7002)" = ok ] || fail "fail-open configuration: traffic blocked while netextd is dead (bypass)"
 daemon_start "$H"
 grep -q "removing stale table" "$D_LOG" || fail "stale table not noticed"
 WAIT_TRIES=100 WAIT_DELAY=0.05 wait_for sh -c "NETEXT_SOCKET=$D_SOCK $NETEXTCTL --json filter | grep -q '\"running\": true'" || fail "filter not running after restart"
 [ "$(tcp 7002)" = ok ] || fail "no traffic after the restart"
 daemon_stop
-if ns_exec "$H" nft list tables | grep -q netext; then fail "table left after stop"; fi
+if ns_exec "$H" nft list tables | gq netext; then fail "table left after stop"; fi
 echo "filter policy: ok"

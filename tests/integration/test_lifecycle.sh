@@ -10,7 +10,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 daemon_test_start
 ns=$D_NS
 
-ctl status | grep -q "table inet netext" || fail "status does not show the datapath table"
+ctl status | gq "table inet netext" || fail "status does not show the datapath table"
 nsenter --net=/run/netns/"$ns" nft list table inet netext >/dev/null \
 	|| fail "table inet netext missing inside the namespace"
 
@@ -21,7 +21,7 @@ ctl list -v | grep -E "^com.example.hello +running" || fail "list does not show 
 
 ctl config add demo --extension com.example.hello --provider message --option greeting=bonjour \
 	|| fail "config add failed"
-ctl start demo | grep -q "running" || { cat "$D_LOG"; fail "start did not report running"; }
+ctl start demo | gq "running" || { cat "$D_LOG"; fail "start did not report running"; }
 [ "$(ctl message demo ping)" = "pong" ] || fail "app message ping did not get pong"
 [ "$(ctl message demo world)" = "bonjour, world" ] || fail "start options did not reach the provider"
 
@@ -37,10 +37,10 @@ grep -q "^Seccomp:[[:space:]]*2" /proc/"$(ext_pid com.example.hello)"/status || 
 # Faults are refused without allow-faults.
 ctl message demo crash >/dev/null 2>&1 && fail "crash must be refused without allow-faults"
 
-ctl stop demo | grep -q stopped || fail "stop did not report stopped"
-ctl logs -n 200 | grep -q "stopping (user-initiated)" || { ctl logs; fail "stop reason not logged by the provider"; }
+ctl stop demo | gq stopped || fail "stop did not report stopped"
+ctl logs -n 200 | gq "stopping (user-initiated)" || { ctl logs; fail "stop reason not logged by the provider"; }
 ctl message demo ping >/dev/null 2>&1; [ $? -eq 1 ] || fail "message to a stopped configuration must fail with exit 1"
-ctl --json configs | grep -q '"enabled": false' || fail "stopped configuration must be disabled"
+ctl --json configs | gq '"enabled": false' || fail "stopped configuration must be disabled"
 
 # Errors are typed and mapped to exit codes.
 ctl start nosuch >/dev/null 2>&1; [ $? -eq 5 ] || fail "unknown configuration must exit 5"
@@ -55,7 +55,7 @@ expid=$(ext_pid com.example.hello)
 daemon_stop
 kill -0 "$expid" 2>/dev/null && fail "extension pid $expid outlived the daemon"
 grep -q "stopping (daemon-shutdown)" "$D_LOG" || fail "provider did not get the daemon-shutdown stop reason"
-nsenter --net=/run/netns/"$ns" nft list tables | grep -q netext && fail "table left after SIGTERM"
+nsenter --net=/run/netns/"$ns" nft list tables | gq netext && fail "table left after SIGTERM"
 mnt=$(awk '$9 == "cgroup2" { print $5; exit }' /proc/self/mountinfo)
 [ -d "$mnt/$D_CGROUP" ] && fail "cgroup $D_CGROUP left after SIGTERM"
 
@@ -65,6 +65,6 @@ WAIT_TRIES=50 WAIT_DELAY=0.05 wait_for sh -c "NETEXT_SOCKET=$D_SOCK $NETEXTCTL m
 ctl dev unregister com.example.hello || fail "unregister failed"
 WAIT_TRIES=50 WAIT_DELAY=0.05 wait_for sh -c "! NETEXT_SOCKET=$D_SOCK $NETEXTCTL list | grep -q com.example.hello" \
 	|| fail "extension still listed after unregister"
-ctl configs | grep -q "no configurations" || fail "configurations of a removed extension remain"
+ctl configs | gq "no configurations" || fail "configurations of a removed extension remain"
 daemon_stop
 echo "lifecycle: ok"

@@ -25,7 +25,7 @@ DST6=fd00:198:18:1::2
 LOOP=""
 
 table_present() {
-	ns_exec "$A" nft list tables | grep -q "^table inet $TABLE\$"
+	ns_exec "$A" nft list tables | gq "^table inet $TABLE\$"
 }
 
 start_loop() {
@@ -36,7 +36,7 @@ start_loop() {
 }
 
 listening() { # proto port
-	ns_exec "$B" ss -Hln"$1" "sport = :$2" | grep -q .
+	ns_exec "$B" ss -Hln"$1" "sport = :$2" | gq .
 }
 
 udp_try() { # dst tag

@@ -25,7 +25,7 @@ ctl config add pf-b --extension com.example.nothing --provider filter-packet --o
 	--option verdict_timeout_ms=500 >/dev/null || fail "config add filter-packet refused"
 ctl config add pf-a --extension com.example.nothing --provider filter-packet --fail-closed \
 	--option order=10 --option ring_kib=100 >/dev/null || fail "config add (closed)"
-ctl_json configs | grep -q '"pf-b".*"fail_policy": *"open"\|"fail_policy": *"open".*"pf-b"' ||
+ctl_json configs | gq '"pf-b".*"fail_policy": *"open"\|"fail_policy": *"open".*"pf-b"' ||
 	ctl_json configs | python3 -c '
 import json, sys
 c = {x["name"]: x for x in json.load(sys.stdin)["configurations"]}
@@ -39,8 +39,8 @@ WAIT_TRIES=50 WAIT_DELAY=0.1 wait_for sh -c "NETEXT_SOCKET=$D_SOCK $NETEXTCTL --
 [ "$(status_field '["fail_policy"]')" = closed ] || fail "pf-a fail policy"
 [ "$(status_field '["ring_kib"]')" = 4096 ] || fail "ring_kib 100 (not a power of two) was not replaced by the default"
 [ "$(status_field '["n_queues"]')" = 0 ] || fail "queues bound before any settings"
-ctl packet status | grep -q "^configuration pf-a: provider" || fail "packet status text"
-nsenter --net=/run/netns/"$ns" nft list table inet netext | grep -q "pkt_" &&
+ctl packet status | gq "^configuration pf-a: provider" || fail "packet status text"
+nsenter --net=/run/netns/"$ns" nft list table inet netext | gq "pkt_" &&
 	fail "packet chains exist before a provider applied settings"
 
 ctl stop pf-a >/dev/null 2>&1
@@ -52,6 +52,6 @@ ctl config remove pf-b >/dev/null || fail "remove pf-b"
 ctl packet bogus >/dev/null 2>&1; [ $? = 2 ] || fail "packet bogus: not a usage error"
 
 daemon_stop
-nsenter --net=/run/netns/"$ns" nft list tables | grep -q netext && fail "table left after exit"
+nsenter --net=/run/netns/"$ns" nft list tables | gq netext && fail "table left after exit"
 grep -q "7200" /proc/net/netfilter/nfnetlink_queue 2>/dev/null && fail "queue left bound"
 echo ok

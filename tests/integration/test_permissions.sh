@@ -15,7 +15,7 @@ as_nobody dev register x.y "$NETEXT_HELLO" >/dev/null 2>&1; rc=$?
 [ "$rc" -eq 4 ] || fail "register by nobody: expected exit 4 (permission denied), got $rc"
 as_nobody logs >/dev/null 2>&1; [ $? -eq 4 ] || fail "logs must need admin"
 ctl dev register x.y "$NETEXT_HELLO" >/dev/null || fail "root must be allowed"
-ctl list | grep -q x.y || fail "root's registration missing"
+ctl list | gq x.y || fail "root's registration missing"
 daemon_stop
 
 # Without developer mode, unsigned registration is forbidden even for root.

@@ -20,12 +20,12 @@ grep -q "another netextd manages this network namespace" "$D_DIR/second.log" || 
 
 daemon_kill9
 WAIT_TRIES=50 WAIT_DELAY=0.05 wait_for sh -c "! kill -0 $expid 2>/dev/null" || fail "extension survived the daemon's SIGKILL"
-nsenter --net=/run/netns/"$ns" nft list tables | grep -q "inet netext" || fail "expected the stale table to remain after SIGKILL"
+nsenter --net=/run/netns/"$ns" nft list tables | gq "inet netext" || fail "expected the stale table to remain after SIGKILL"
 
 daemon_start "$ns"
 grep -q "removing stale table inet netext" "$D_LOG" || fail "stale table not reported"
-nsenter --net=/run/netns/"$ns" nft list tables | grep -c "inet netext" | grep -qx 1 || fail "table not recreated once"
+nsenter --net=/run/netns/"$ns" nft list tables | grep -c "inet netext" | gq -x 1 || fail "table not recreated once"
 WAIT_TRIES=50 WAIT_DELAY=0.05 wait_for sh -c "NETEXT_SOCKET=$D_SOCK $NETEXTCTL list | grep -q running" || fail "extension not restarted from the saved state"
 daemon_stop
-nsenter --net=/run/netns/"$ns" nft list tables | grep -q netext && fail "table left after SIGTERM"
+nsenter --net=/run/netns/"$ns" nft list tables | gq netext && fail "table left after SIGTERM"
 echo "stale: ok"

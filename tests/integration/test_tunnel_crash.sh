@@ -37,15 +37,7 @@ IF=$(tiface tc)
 ns_exec "$C" ping -c 2 -i 0.2 -W 2 $P4 >/dev/null || fail "ping before the crash"
 ctl dns route list | gq 'tunnel:tc' || fail "no DNS route of the tunnel before the crash"
 
-pid_of() { # the extension's pid, once it runs
-	local p
-	for _ in $(seq 100); do
-		p=$(ext_pid $TT_ID)
-		[ -n "$p" ] && [ "$p" != 0 ] && { echo "$p"; return 0; }
-		sleep 0.1
-	done
-	return 1
-}
+pid_of() { ext_pid_wait $TT_ID; }
 
 # 1. kill -9 with the restart held back.
 pid=$(pid_of) || fail "no pid for $TT_ID"

@@ -153,15 +153,7 @@ import json, sys
 t = [x for x in json.load(sys.stdin)["tunnels"] if x["configuration"] == "ks"]
 print(json.dumps(t[0]["kill_switch_held"]) if t else "")'
 }
-pid_of() { # the extension's pid, once it runs
-	local p
-	for _ in $(seq 100); do
-		p=$(ext_pid $TT_ID)
-		[ -n "$p" ] && [ "$p" != 0 ] && { echo "$p"; return 0; }
-		sleep 0.1
-	done
-	return 1
-}
+pid_of() { ext_pid_wait $TT_ID; }
 tstart ks --option include_all=yes
 twait ks connected
 pid=$(pid_of) || fail "no pid for $TT_ID"

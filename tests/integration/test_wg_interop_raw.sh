@@ -106,13 +106,13 @@ grep -q "session (initiator)" "$T/wgraw.log" || { cat "$T/wgraw.log"; fail "wgra
 ping_ok "$A" fd77::2 || fail "ping A→B (v6)"
 ping_ok "$B" 10.77.0.1 || fail "ping B→A (v4)"
 ping_ok "$B" fd77::1 || fail "ping B→A (v6)"
-ns_exec "$B" wg show "$WGIF" latest-handshakes | grep -q "$APUB	[1-9]" || fail "wg shows no handshake"
+ns_exec "$B" wg show "$WGIF" latest-handshakes | gq "$APUB	[1-9]" || fail "wg shows no handshake"
 echo "ok: handshake initiated by wgraw; ping and ping -6 both ways"
 
 # 2. iperf3 TCP both directions (hang guards only: throughput is reported, not asserted).
 ns_spawn "$B" iperf3 -s -B 10.77.0.2 >/dev/null 2>&1
 # Not a probe connection: iperf3's server takes a bare connect for a broken test.
-iperf_listening() { ns_exec "$B" ss -Hltn "sport = :5201" | grep -q .; }
+iperf_listening() { ns_exec "$B" ss -Hltn "sport = :5201" | gq .; }
 wait_for iperf_listening || fail "iperf3 server"
 for dir in "" "-R"; do
 	out=$(ns_exec "$A" timeout 30 iperf3 -c 10.77.0.2 -t 3 -f m $dir 2>&1) ||
@@ -129,8 +129,8 @@ ns_exec "$B" wg set "$WGIF" peer "$APUB" remove || fail "wg peer remove"
 add_b_peer
 mark=$(wc -l <"$T/wgraw.log")
 ping_ok "$B" 10.77.0.1 || { wgraw_status; fail "ping B→A after restart"; }
-tail -n +"$mark" "$T/wgraw.log" | grep -q "session (responder" || fail "wgraw did not respond"
-tail -n +"$mark" "$T/wgraw.log" | grep -q "session confirmed" || fail "session not confirmed"
+tail -n +"$mark" "$T/wgraw.log" | gq "session (responder" || fail "wgraw did not respond"
+tail -n +"$mark" "$T/wgraw.log" | gq "session confirmed" || fail "session not confirmed"
 ping_ok "$A" fd77::2 || fail "ping A→B as responder"
 echo "ok: handshake initiated by wireguard-go"
 
@@ -139,17 +139,17 @@ echo "ok: handshake initiated by wireguard-go"
 ns_exec "$B" wg set "$WGIF" listen-port 51822 || fail "listen-port"
 ping_ok "$B" 10.77.0.1 || fail "ping B→A after B changed port"
 ping_ok "$A" 10.77.0.2 || fail "ping A→B after B changed port"
-wgraw_status | grep -q "endpoint $B4:51822 " || fail "wgraw did not roam to $B4:51822"
+wgraw_status | gq "endpoint $B4:51822 " || fail "wgraw did not roam to $B4:51822"
 ns_exec "$B" wg set "$WGIF" peer "$APUB" endpoint "[$A6]:51820" || fail "v6 endpoint"
 ping_ok "$B" fd77::1 || fail "ping B→A over IPv6 transport"
 ping_ok "$A" 10.77.0.2 || fail "ping A→B over IPv6 transport"
-wgraw_status | grep -q "endpoint \[fd00:198:18:1::2\]:51822 " || fail "wgraw did not roam to IPv6"
+wgraw_status | gq "endpoint \[fd00:198:18:1::2\]:51822 " || fail "wgraw did not roam to IPv6"
 echo "ok: roaming (port change, IPv4 → IPv6 transport)"
 
 # Nothing was dropped for bad MACs or sources; replays are possible on a real link.
 st=$(wgraw_status | grep "wgraw: total" | tail -1)
-echo "$st" | grep -q "mac1 0 cookie 0 decrypt 0 " || fail "unexpected drops: $st"
-echo "$st" | grep -q "allowed_ip 0 " || fail "unexpected source drops: $st"
+echo "$st" | gq "mac1 0 cookie 0 decrypt 0 " || fail "unexpected drops: $st"
+echo "$st" | gq "allowed_ip 0 " || fail "unexpected source drops: $st"
 
 # 5. Cookies: wgraw under load (-L) demands MAC2. wireguard-go's first initiation gets a
 #    cookie reply, its retransmission (REKEY_TIMEOUT later) carries MAC2 and succeeds.
@@ -159,8 +159,8 @@ ns_exec "$B" wg set "$WGIF" peer "$APUB" remove || fail "wg peer remove"
 add_b_peer
 WAIT_TRIES=150 ping_ok "$B" 10.77.0.1 || { wgraw_status; fail "ping B→A with cookies"; }
 st=$(wgraw_status | grep "wgraw: total" | tail -1)
-echo "$st" | grep -q "cookies sent [1-9]" || fail "no cookie reply sent: $st"
-echo "$st" | grep -q "handshakes sent [0-9]* received [1-9]" || fail "no handshake after the cookie: $st"
+echo "$st" | gq "cookies sent [1-9]" || fail "no cookie reply sent: $st"
+echo "$st" | gq "handshakes sent [0-9]* received [1-9]" || fail "no handshake after the cookie: $st"
 echo "ok: cookie reply accepted by wireguard-go, its MAC2 accepted by wgraw"
 stop_wgraw
 echo "PASS: wgraw interoperates with wireguard-go"

@@ -9,6 +9,7 @@
 #   daemon_stop                               SIGTERM, wait, check exit status 0
 #   daemon_kill9                              SIGKILL (the stale-state case)
 #   daemon_pid / ext_pid ID                   pids
+#   ext_pid_wait ID                           ext_pid once it runs (up to 10 s)
 #   D_NS D_DIR D_SOCK D_LOG D_CGROUP          what the last daemon_start set
 #   D_DEVELOPER=0                             start without --developer (default 1)
 #   D_CONF_EXTRA=$'[dns]\nroute = …'            lines appended to netextd.conf
@@ -91,6 +92,17 @@ daemon_pid() { echo "$D_PID"; }
 # The pid of extension ID as the daemon reports it (0 when not running).
 ext_pid() {
 	ctl_json list | jq_get ".extensions[] | select(.identifier == \"$1\") | .pid"
+}
+
+# ext_pid_wait ID: the extension's pid once it runs (up to 10 s); fails without one.
+ext_pid_wait() {
+	local p
+	for _ in $(seq 100); do
+		p=$(ext_pid "$1")
+		[ -n "$p" ] && [ "$p" != 0 ] && { echo "$p"; return 0; }
+		sleep 0.1
+	done
+	return 1
 }
 
 # A tiny JSON query: python3 ships with meson, which every build here has.

@@ -9,6 +9,7 @@
 #   ns_cleanup                   kill tracked pids, delete our namespaces; idempotent
 #   fail MSG                     print and exit 1
 #   wait_for CMD...              retry CMD until it succeeds ($WAIT_TRIES x $WAIT_DELAY s)
+#   gq PATTERN...                grep -q for pipelines (see below)
 #
 # Tests only make traffic inside namespaces they create, with 198.18.0.0/15 and
 # fd00:198:18::/64 addresses. Nothing here touches the host's own network namespace.
@@ -25,6 +26,11 @@ fail() {
 	echo "FAIL: $*" >&2
 	exit 1
 }
+
+# `producer | gq ` fails under pipefail when grep exits at the first match while the
+# producer still writes (SIGPIPE): a longer log or listing makes such a test flaky. gq reads
+# everything instead. (Inside `sh -c "..."` there is no pipefail; grep -q is fine there.)
+gq() { grep "$@" >/dev/null; }
 
 skip() {
 	echo "SKIP: $*" >&2

@@ -129,15 +129,7 @@ EOF
 }
 
 # The extension's pid, waiting until it runs.
-tp_pid() {
-	local pid
-	for _ in $(seq 100); do
-		pid=$(ext_pid "${1:-$TP_ID}")
-		[ -n "$pid" ] && [ "$pid" != 0 ] && { echo "$pid"; return 0; }
-		sleep 0.1
-	done
-	return 1
-}
+tp_pid() { ext_pid_wait "${1:-$TP_ID}"; }
 
 # No table, no bound queue, no extension left in H after the daemon stopped.
 assert_clean_after_stop() {

@@ -58,9 +58,6 @@ fail() {
 	exit 1
 }
 
-# grep -q in a pipeline under pipefail fails the pipeline when grep exits before the writer
-# is done (SIGPIPE): read everything instead.
-gq() { grep "$@" >/dev/null; }
 
 tun_setup() {
 	C=$(ns_add c) || fail "ns c"
