@@ -1,11 +1,14 @@
 /* Parser of wg / wg-quick configuration files (see wgconf.h). The input is a file the
  * operator wrote, but it is still parsed defensively: every value is checked, lines are
- * bounded, and nothing is resolved over the network. */
+ * bounded, and nothing is resolved over the network while parsing (wgconf_resolve() does,
+ * afterwards, with a deadline). */
 #include "wgconf.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <netdb.h>
+#include <time.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -157,6 +160,7 @@ static int parse_endpoint(char *s, struct wg_endpoint *ret)
 	}
 	if (parse_uint(colon + 1, 65535, &port) < 0 || port == 0)
 		return -EINVAL;
+	ret->in4.sin_port = htons((uint16_t)port); /* same offset in sockaddr_in6: for a name */
 	if (inet_pton(AF_INET, host, &ret->in4.sin_addr) == 1) {
 		ret->in4.sin_family = AF_INET;
 		ret->in4.sin_port = htons((uint16_t)port);
@@ -164,9 +168,30 @@ static int parse_endpoint(char *s, struct wg_endpoint *ret)
 		ret->in6.sin6_family = AF_INET6;
 		ret->in6.sin6_port = htons((uint16_t)port);
 	} else {
-		return -ENOENT;
+		return -ENOENT; /* a host name, perhaps: the caller checks it */
 	}
 	return 0;
+}
+
+/* A DNS name as wgconf_resolve() may look up: labels of letters, digits and '-'. */
+static bool host_name_ok(const char *h)
+{
+	size_t len = strlen(h), label = 0;
+
+	if (len == 0 || len > 253 || h[0] == '.' || h[0] == '-')
+		return false;
+	for (const char *p = h; *p; p++) {
+		if (*p == '.') {
+			if (label == 0)
+				return false;
+			label = 0;
+		} else if (isalnum((unsigned char)*p) || *p == '-') {
+			if (++label > 63)
+				return false;
+		} else
+			return false;
+	}
+	return true;
 }
 
 static int parse_key(struct parser *ps, const char *what, const char *v, uint8_t out[32])
@@ -300,12 +325,34 @@ static int peer_key(struct parser *ps, const char *k, char *v)
 	if (strcasecmp(k, "AllowedIPs") == 0)
 		return each_item(ps, v, add_allowed_ip);
 	if (strcasecmp(k, "Endpoint") == 0) {
+		char *host = v[0] == '[' ? v + 1 : v;
+		struct wgconf_name *nm;
+
 		r = parse_endpoint(v, &pb->pc.endpoint);
-		if (r == -ENOENT)
-			return perr(ps, "Endpoint: host names are not supported, give a numeric "
-				    "address");
-		if (r < 0)
-			return perr(ps, "Endpoint: expected address:port or [address]:port");
+		if (r == -ENOENT && !host_name_ok(host))
+			return perr(ps, "Endpoint: '%s' is neither an IP address nor a host name", host);
+		if (r < 0 && r != -ENOENT)
+			return perr(ps, "Endpoint: expected address:port, [address]:port or name:port");
+		/* A later Endpoint line of the same peer replaces an earlier one. */
+		for (size_t i = 0; i < ps->c->n_names; i++)
+			if (ps->c->names[i].peer == ps->n_peers - 1) {
+				free(ps->c->names[i].host);
+				ps->c->names[i] = ps->c->names[--ps->c->n_names];
+				break;
+			}
+		if (r == 0)
+			return 0;
+		if (grow((void **)&ps->c->names, ps->c->n_names, sizeof(*ps->c->names)) < 0)
+			return -ENOMEM;
+		nm = &ps->c->names[ps->c->n_names];
+		nm->host = strdup(host);
+		if (!nm->host)
+			return -ENOMEM;
+		nm->peer = ps->n_peers - 1;
+		nm->port = ntohs(pb->pc.endpoint.in4.sin_port);
+		nm->line = ps->line;
+		ps->c->n_names++;
+		memset(&pb->pc.endpoint, 0, sizeof(pb->pc.endpoint));
 		return 0;
 	}
 	if (strcasecmp(k, "PersistentKeepalive") == 0) {
@@ -475,10 +522,114 @@ int wgconf_parse_file(const char *path, struct wgconf **ret_conf, char *err, siz
 	return r;
 }
 
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* getaddrinfo_a (glibc): every name in flight at once, and a deadline the blocking
+ * getaddrinfo does not have (resolv.conf's timeouts and attempts can add up to minutes). */
+struct lookup {
+	struct gaicb cb;
+	char host[254];
+};
+
+int wgconf_resolve(struct wgconf *c, const char *name, unsigned timeout_ms, char *err, size_t errlen)
+{
+	/* static: a lookup that cannot be cancelled still reads it after we return */
+	static const struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_DGRAM };
+	uint64_t deadline = mono_ms() + timeout_ms;
+	size_t n = c->n_names, i;
+	struct lookup *lk;
+	struct gaicb **list;
+	bool leak = false;
+	int r = 0;
+
+	if (n == 0)
+		return 0;
+	lk = calloc(n, sizeof(*lk));
+	list = calloc(n, sizeof(*list));
+	if (!lk || !list) {
+		free(lk);
+		free(list);
+		return -ENOMEM;
+	}
+	for (i = 0; i < n; i++) {
+		snprintf(lk[i].host, sizeof(lk[i].host), "%s", c->names[i].host);
+		lk[i].cb.ar_name = lk[i].host;
+		lk[i].cb.ar_request = &hints;
+		list[i] = &lk[i].cb;
+	}
+	if (getaddrinfo_a(GAI_NOWAIT, list, (int)n, NULL) != 0) {
+		snprintf(err, errlen, "%s: cannot start resolving the endpoints", name);
+		free(lk);
+		free(list);
+		return -EAGAIN;
+	}
+	for (;;) {
+		bool pending = false;
+		uint64_t now = mono_ms();
+		struct timespec left;
+
+		for (i = 0; i < n; i++)
+			pending |= gai_error(list[i]) == EAI_INPROGRESS;
+		if (!pending || now >= deadline)
+			break;
+		left.tv_sec = (time_t)((deadline - now) / 1000);
+		left.tv_nsec = (long)((deadline - now) % 1000 * 1000000);
+		(void)gai_suspend((const struct gaicb *const *)list, (int)n, &left);
+	}
+	for (i = 0; i < n; i++) {
+		const struct wgconf_name *nm = &c->names[i];
+		struct wg_endpoint *ep = (struct wg_endpoint *)&c->wg.peers[nm->peer].endpoint;
+		const struct addrinfo *ai = lk[i].cb.ar_result;
+		int e = gai_error(list[i]);
+
+		if (r < 0)
+			;
+		else if (e == EAI_INPROGRESS) {
+			snprintf(err, errlen, "%s:%u: Endpoint %s: not resolved within %u ms", name, nm->line,
+				 nm->host, timeout_ms);
+			r = -ETIMEDOUT;
+		} else if (e != 0 || !ai) {
+			snprintf(err, errlen, "%s:%u: Endpoint %s: %s", name, nm->line, nm->host,
+				 e ? gai_strerror(e) : "no address");
+			r = e == EAI_AGAIN ? -EAGAIN : -ENXIO; /* "No such device or address" */
+		} else if ((ai->ai_family == AF_INET || ai->ai_family == AF_INET6) &&
+			   ai->ai_addrlen <= sizeof(*ep)) {
+			memset(ep, 0, sizeof(*ep));
+			memcpy(ep, ai->ai_addr, ai->ai_addrlen);
+			if (ai->ai_family == AF_INET)
+				ep->in4.sin_port = htons(nm->port);
+			else
+				ep->in6.sin6_port = htons(nm->port);
+		}
+		if (e == EAI_INPROGRESS && gai_cancel(list[i]) != EAI_CANCELED)
+			leak = true; /* still running: it writes into lk[i] later */
+		else if (lk[i].cb.ar_result)
+			freeaddrinfo(lk[i].cb.ar_result);
+	}
+	if (!leak)
+		free(lk);
+	free(list);
+	if (r == 0) {
+		for (i = 0; i < n; i++)
+			free(c->names[i].host);
+		c->n_names = 0;
+	}
+	return r;
+}
+
 void wgconf_free(struct wgconf *c)
 {
 	if (!c)
 		return;
+	for (size_t i = 0; i < c->n_names; i++)
+		free(c->names[i].host);
+	free(c->names);
 	for (size_t i = 0; i < c->wg.n_peers; i++)
 		free((void *)c->wg.peers[i].allowed_ips);
 	free((void *)c->wg.peers);

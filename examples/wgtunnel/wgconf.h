@@ -6,9 +6,11 @@
  *                business and ignored with a warning.
  *   [Peer]       PublicKey, PresharedKey, Endpoint, AllowedIPs, PersistentKeepalive.
  *
- * Endpoints must be numeric (1.2.3.4:51820, [2001:db8::1]:51820): resolving host names is
- * the caller's job, before the tunnel exists. DNS entries that are not IP addresses are
- * search domains, as in wg-quick. Errors name the file and line. */
+ * Endpoints are numeric (1.2.3.4:51820, [2001:db8::1]:51820) or a host name
+ * (vpn.example.com:51820). The parser never resolves: it records host names in `names`,
+ * and wgconf_resolve() (the caller, before the tunnel exists) fills the peers' endpoints.
+ * DNS entries that are not IP addresses are search domains, as in wg-quick. Errors name the
+ * file and line. */
 #pragma once
 
 #include <stddef.h>
@@ -22,8 +24,18 @@ struct wgconf_addr {
 	uint8_t prefix;
 };
 
+/* A peer's Endpoint given by host name, waiting for wgconf_resolve(). */
+struct wgconf_name {
+	size_t peer;   /* index into wg.peers */
+	char *host;    /* letters, digits, '-', '.'; at most 253 characters */
+	uint16_t port;
+	unsigned line; /* for messages */
+};
+
 struct wgconf {
 	struct wg_config wg; /* peers and their allowed IPs point into this object */
+	struct wgconf_name *names;
+	size_t n_names;
 	struct wgconf_addr *addresses;
 	size_t n_addresses;
 	struct wgconf_addr *dns; /* prefix is the full length */
@@ -41,4 +53,9 @@ struct wgconf {
 int wgconf_parse(const char *text, size_t len, const char *name, struct wgconf **ret_conf,
 		 char *err, size_t errlen);
 int wgconf_parse_file(const char *path, struct wgconf **ret_conf, char *err, size_t errlen);
+/* Resolves every name of c (getaddrinfo, all at once, the first address of each) into its
+ * peer's endpoint, waiting at most timeout_ms: a provider must not block its dispatch thread
+ * past netextd's heartbeat deadline. Returns 0; or -ENXIO / -ETIMEDOUT / -EAGAIN with
+ * "name:line: Endpoint HOST: why" in err. Resolved names are removed from c->names. */
+int wgconf_resolve(struct wgconf *c, const char *name, unsigned timeout_ms, char *err, size_t errlen);
 void wgconf_free(struct wgconf *c);

@@ -2,6 +2,11 @@
  * protocol (wg.h: Noise IK, cookies, timers, replay window, roaming) with any WireGuard peer —
  * the kernel module, wireguard-go, the apps — from a standard wg-quick configuration file.
  *
+ * Endpoints given by host name are resolved at start, before the tunnel's routes exist (so
+ * the lookup cannot be routed into the tunnel), all at once and within WGT_RESOLVE_MS: the
+ * start callback must not hold the dispatch thread past netextd's heartbeat deadline
+ * (5 s by default). A name that does not resolve fails the start with the file's line.
+ *
  * Datapath: netextd makes the TUN device and applies the settings built from the file
  * (Address → addresses, every peer's AllowedIPs → included routes, DNS → servers and search
  * domains, MTU); libnetext hands over the host's packets on its packet threads, which encrypt
@@ -60,6 +65,7 @@
 #define WGT_TICK_NS 100000000ull
 #define WGT_LIST_MAX 512
 #define WGT_TEXT_MAX 64
+#define WGT_RESOLVE_MS 3000
 
 /* One per configuration (provider). */
 struct wgt {
@@ -454,6 +460,43 @@ static int wgt_build_settings(struct wgt *w, const ne_options *o, char *err, siz
 	return 0;
 }
 
+/* Host-name endpoints to addresses (wgconf_resolve), each logged. */
+static int wgt_resolve(struct wgt *w, const char *path, char *err, size_t errlen)
+{
+	size_t n = w->conf->n_names, i;
+	char (*hosts)[254];
+	size_t *peers;
+	int r;
+
+	if (n == 0)
+		return 0;
+	hosts = calloc(n, sizeof(*hosts));
+	peers = calloc(n, sizeof(*peers));
+	if (!hosts || !peers) {
+		free(hosts);
+		free(peers);
+		return -ENOMEM;
+	}
+	for (i = 0; i < n; i++) {
+		snprintf(hosts[i], sizeof(hosts[i]), "%s", w->conf->names[i].host);
+		peers[i] = w->conf->names[i].peer;
+	}
+	r = wgconf_resolve(w->conf, path, WGT_RESOLVE_MS, err, errlen);
+	for (i = 0; r == 0 && i < n; i++) {
+		const struct wg_endpoint *ep = &w->conf->wg.peers[peers[i]].endpoint;
+		char a[INET6_ADDRSTRLEN] = "?";
+
+		inet_ntop(ep->sa.sa_family, ep->sa.sa_family == AF_INET ? (const void *)&ep->in4.sin_addr
+									: (const void *)&ep->in6.sin6_addr, a, sizeof(a));
+		ne_extension_log(w->ext, NE_LOG_INFO, "Endpoint %s is %s%s%s:%u", hosts[i],
+				 ep->sa.sa_family == AF_INET6 ? "[" : "", a, ep->sa.sa_family == AF_INET6 ? "]" : "",
+				 ntohs(ep->in4.sin_port));
+	}
+	free(hosts);
+	free(peers);
+	return r;
+}
+
 static int wgt_configure(struct wgt *w, const ne_options *o, char *err, size_t errlen)
 {
 	const char *path = ne_options_get(o, "config");
@@ -472,6 +515,9 @@ static int wgt_configure(struct wgt *w, const ne_options *o, char *err, size_t e
 		snprintf(err, errlen, "%s: no [Peer]", path);
 		return -EINVAL;
 	}
+	r = wgt_resolve(w, path, err, errlen);
+	if (r < 0)
+		return r;
 	w->include_all = opt_bool(o, "include_all", false, &bad);
 	w->exclude_local = opt_bool(o, "exclude_local", false, &bad);
 	w->under_load = opt_bool(o, "under_load", false, &bad);

@@ -1164,7 +1164,8 @@ void tunnel_provider_failed(struct daemon *d, const char *config, int error, con
 
 	(void)d;
 	if (t)
-		record_error(t, error, "start failed: %s%s%s", strerror(-error), message[0] ? ": " : "", message);
+		/* The error's name is in the record already: the message says what failed. */
+		record_error(t, error, "start failed: %s", message[0] ? message : strerror(-error));
 }
 
 /* ---- status and control ------------------------------------------------------------------ */

@@ -16,7 +16,14 @@
 #      continues both ways;
 #   6. the kill switch (include_all_networks=yes): O outside the tunnel is dropped, the
 #      tunnel (and so its UDP transport) works;
-#   7. stop: nothing left.
+#   7. a file as users write them: the peer's Endpoint is a host name (resolved at start by
+#      the system resolver, which this test serves with dnsmasq at resolv.conf's first
+#      nameserver address inside the namespaces, here to S's IPv6 transport address) and the
+#      tunnel has a DNS match domain: the log names the address, wireguard-go sees C over
+#      IPv6, ping works, and an unmodified client's query for the match domain is answered by
+#      the DNS server behind the tunnel; a name that does not resolve fails the start with
+#      the file's line;
+#   8. stop: nothing left.
 set -uo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 . "$here/lib/daemon.sh"
@@ -170,6 +177,57 @@ tstop wgks
 twait wgks disconnected
 tun_assert_clean "$IF"
 for dst in $O4 $O6; do ns_exec "$C" ping -c 1 -W 1 "$dst" >/dev/null || fail "O $dst after the kill switch"; done
+
+# 7. Endpoint by host name, over IPv6, and a DNS match domain.
+NSIP=$(awk '$1 == "nameserver" { print $2; exit }' /etc/resolv.conf)
+case "$NSIP" in
+127.*) RNS=$C ;;                                        # a local stub: serve it inside C
+[0-9]*.*.*.*) RNS=$S                                    # served by S, routed there from C
+	ns_exec "$S" ip addr add "$NSIP/32" dev lo || fail "resolver address in S"
+	ns_exec "$C" ip route add "$NSIP/32" via $S4 || fail "route to the resolver" ;;
+*) RNS= ;;
+esac
+if [ -z "$RNS" ] || ! command -v dnsmasq >/dev/null || ! command -v dig >/dev/null; then
+	echo "ok: 7 skipped (needs dnsmasq, dig and an IPv4 nameserver in /etc/resolv.conf, not '$NSIP')"
+else
+	ns_spawn "$RNS" dnsmasq --no-daemon --no-resolv --no-hosts --bind-interfaces --port=53 \
+		--listen-address="$NSIP" --local=/wg.test/ --host-record=peer.wg.test,$S6 \
+		--pid-file="$T/dnsmasq-sys.pid" >"$T/dnsmasq-sys.log" 2>&1
+	ns_spawn "$S" dnsmasq --no-daemon --no-resolv --no-hosts --bind-interfaces --port=53 \
+		--listen-address=198.19.1.2 --local=/wg.test/ --host-record=www.wg.test,198.19.100.1 \
+		--log-queries --log-facility=- --pid-file="$T/dnsmasq-tun.pid" >"$T/dnsmasq-tun.log" 2>&1
+	wait_for ns_exec "$RNS" sh -c "ss -Hlun 'sport = :53' | grep -q '$NSIP'" || fail "resolver dnsmasq"
+	wait_for ns_exec "$S" sh -c "ss -Hlun 'sport = :53' | grep -q '198.19.1.2'" || fail "tunnel dnsmasq"
+	wg_client_conf "$T/wg-name.conf" $CPORT "peer.wg.test:51820" "$ALLOWED" "DNS = 198.19.1.2"
+	TEXT=$WG_ID tconfig wgn config=$T/wg-name.conf match=wg.test
+	tstart wgn
+	twait wgn connected
+	IF=$(tiface wgn)
+	gq "Endpoint peer.wg.test is \[$S6\]:51820" "$D_LOG" || { grep -i endpoint "$D_LOG"; fail "the log does not show peer.wg.test resolved to [$S6]:51820"; }
+	pings "$C" 198.19.1.2 2001:db8:1::2 $P4
+	ns_exec "$S" wg show "$WIF" endpoints | gq "\[$C6\]:$CPORT" ||
+		{ ns_exec "$S" wg show "$WIF" endpoints; fail "wireguard-go does not see C over IPv6"; }
+	ctl dns route list | gq -E '^wg\.test +198\.19\.1\.2 +tunnel:wgn' || { ctl dns route list; fail "no wg.test route from tunnel:wgn"; }
+	ans=$(ns_exec "$C" dig +short +time=2 +tries=2 @$S4 www.wg.test A 2>/dev/null | head -1)
+	[ "$ans" = 198.19.100.1 ] || { cat "$T/dnsmasq-tun.log"; fail "www.wg.test through the tunnel's DNS server: '$ans'"; }
+	gq "query\[A\] www.wg.test from 198.19.1.1" "$T/dnsmasq-tun.log" ||
+		{ cat "$T/dnsmasq-tun.log"; fail "the query did not reach the tunnel's DNS server through the tunnel"; }
+	echo "ok: Endpoint peer.wg.test resolved to [$S6]:51820, traffic over the IPv6 transport, www.wg.test answered through the tunnel ($ans)"
+	tstop wgn
+	twait wgn disconnected
+	tun_assert_clean "$IF"
+	# A name that does not resolve: the start fails and says which line.
+	wg_client_conf "$T/wg-bad.conf" $CPORT "nothere.wg.test:51820" "$ALLOWED"
+	TEXT=$WG_ID tconfig wgb config=$T/wg-bad.conf
+	ctl tunnel start wgb >"$T/out" 2>&1
+	WAIT_TRIES=100 wait_for sh -c "NETEXT_SOCKET=$D_SOCK $NETEXTCTL tunnel status wgb | grep -q 'nothere.wg.test'" ||
+		{ cat "$T/out"; ctl tunnel status wgb; fail "the failed start does not name the host"; }
+	ctl tunnel status wgb | gq "wg-bad.conf:[0-9]*: Endpoint nothere.wg.test" ||
+		{ ctl tunnel status wgb; fail "the error does not name the file's line"; }
+	[ "$(tstate wgb)" = disconnected ] || fail "wgb: state $(tstate wgb) after a failed start"
+	echo "ok: an Endpoint that does not resolve: $(ctl tunnel status wgb | sed -n 's/.*last error //p')"
+	tun_assert_clean
+fi
 
 daemon_stop
 tun_assert_clean "$IF"

@@ -1035,6 +1035,51 @@ static void expect_bad(const char *text, const char *msg)
 #define KEY "yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk="
 #define IF "[Interface]\nPrivateKey = " KEY "\n"
 
+/* Host-name endpoints: recorded by the parser (never resolved there), resolved by
+ * wgconf_resolve() into the peer's endpoint with the file's port. "localhost" comes from
+ * /etc/hosts, so no DNS server is needed. */
+static void test_conf_names(void **state)
+{
+	static const char text[] = IF "[Peer]\nPublicKey = " KEY "\nEndpoint = 1.2.3.4:1\n"
+				       "Endpoint = localhost:51999\n"
+				       "[Peer]\nPublicKey = xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=\n"
+				       "Endpoint = 10.0.0.1:7\n";
+	const struct wg_endpoint *ep;
+	struct wgconf *c;
+	char err[256];
+
+	assert_int_equal(wgconf_parse(text, strlen(text), "names", &c, err, sizeof(err)), 0);
+	assert_int_equal(c->n_names, 1);
+	assert_string_equal(c->names[0].host, "localhost");
+	assert_int_equal(c->names[0].peer, 0);
+	assert_int_equal(c->names[0].port, 51999);
+	assert_int_equal(c->names[0].line, 6);
+	assert_int_equal(c->wg.peers[0].endpoint.sa.sa_family, AF_UNSPEC); /* not yet */
+	assert_int_equal(c->wg.peers[1].endpoint.sa.sa_family, AF_INET);
+	assert_int_equal(wgconf_resolve(c, "names", 3000, err, sizeof(err)), 0);
+	assert_int_equal(c->n_names, 0);
+	ep = &c->wg.peers[0].endpoint;
+	if (ep->sa.sa_family == AF_INET) {
+		assert_int_equal(ntohl(ep->in4.sin_addr.s_addr), INADDR_LOOPBACK);
+		assert_int_equal(ntohs(ep->in4.sin_port), 51999);
+	} else {
+		assert_int_equal(ep->sa.sa_family, AF_INET6);
+		assert_true(IN6_IS_ADDR_LOOPBACK(&ep->in6.sin6_addr));
+		assert_int_equal(ntohs(ep->in6.sin6_port), 51999);
+	}
+	assert_int_equal(ntohs(c->wg.peers[1].endpoint.in4.sin_port), 7); /* untouched */
+	wgconf_free(c);
+
+	/* A numeric Endpoint after a name replaces it. */
+	static const char again[] = IF "[Peer]\nPublicKey = " KEY "\nEndpoint = localhost:1\n"
+					"Endpoint = 10.1.1.1:2\n";
+	assert_int_equal(wgconf_parse(again, strlen(again), "again", &c, err, sizeof(err)), 0);
+	assert_int_equal(c->n_names, 0);
+	assert_int_equal(c->wg.peers[0].endpoint.sa.sa_family, AF_INET);
+	assert_int_equal(wgconf_resolve(c, "again", 10, err, sizeof(err)), 0);
+	wgconf_free(c);
+}
+
 static void test_conf_bad(void **state)
 {
 	expect_bad("[Interface]\nListenPort = 1\n", "bad.conf:2: no PrivateKey");
@@ -1045,8 +1090,10 @@ static void test_conf_bad(void **state)
 	expect_bad(IF "DNS = bad$name\n", "bad.conf:3: DNS");
 	expect_bad(IF "Bogus = 1\n", "bad.conf:3: unknown key 'Bogus'");
 	expect_bad(IF "[Peer]\nAllowedIPs = 10.0.0.0/8\n", "bad.conf:4: the [Peer] section");
-	expect_bad(IF "[Peer]\nPublicKey = " KEY "\nEndpoint = vpn.example.com:51820\n",
-		   "bad.conf:5: Endpoint: host names are not supported");
+	expect_bad(IF "[Peer]\nPublicKey = " KEY "\nEndpoint = vpn_example!com:51820\n",
+		   "bad.conf:5: Endpoint: 'vpn_example!com' is neither an IP address nor a host name");
+	expect_bad(IF "[Peer]\nPublicKey = " KEY "\nEndpoint = a..b:51820\n", "bad.conf:5: Endpoint");
+	expect_bad(IF "[Peer]\nPublicKey = " KEY "\nEndpoint = vpn.example.com:0\n", "bad.conf:5: Endpoint");
 	expect_bad(IF "[Peer]\nPublicKey = " KEY "\nEndpoint = 1.2.3.4\n", "bad.conf:5: Endpoint");
 	expect_bad(IF "[Peer]\nPublicKey = " KEY "\nEndpoint = [::1:80\n", "bad.conf:5: Endpoint");
 	expect_bad(IF "[Peer]\nPublicKey = " KEY "\nAllowedIPs = 10.0.0.0/8, x\n",
@@ -1102,6 +1149,7 @@ int main(void)
 		cmocka_unit_test(test_threads),
 		cmocka_unit_test(test_conf_good),
 		cmocka_unit_test(test_conf_bad),
+		cmocka_unit_test(test_conf_names),
 		cmocka_unit_test(test_conf_engine),
 	};
 
