@@ -615,11 +615,6 @@ int wgconf_resolve(struct wgconf *c, const char *name, unsigned timeout_ms, char
 	if (!leak)
 		free(lk);
 	free(list);
-	if (r == 0) {
-		for (i = 0; i < n; i++)
-			free(c->names[i].host);
-		c->n_names = 0;
-	}
 	return r;
 }
 

@@ -56,6 +56,7 @@ int wgconf_parse_file(const char *path, struct wgconf **ret_conf, char *err, siz
 /* Resolves every name of c (getaddrinfo, all at once, the first address of each) into its
  * peer's endpoint, waiting at most timeout_ms: a provider must not block its dispatch thread
  * past netextd's heartbeat deadline. Returns 0; or -ENXIO / -ETIMEDOUT / -EAGAIN with
- * "name:line: Endpoint HOST: why" in err. Resolved names are removed from c->names. */
+ * "name:line: Endpoint HOST: why" in err. c->names stays (for messages); calling it again
+ * looks the names up again. */
 int wgconf_resolve(struct wgconf *c, const char *name, unsigned timeout_ms, char *err, size_t errlen);
 void wgconf_free(struct wgconf *c);

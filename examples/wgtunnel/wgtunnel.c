@@ -463,37 +463,18 @@ static int wgt_build_settings(struct wgt *w, const ne_options *o, char *err, siz
 /* Host-name endpoints to addresses (wgconf_resolve), each logged. */
 static int wgt_resolve(struct wgt *w, const char *path, char *err, size_t errlen)
 {
-	size_t n = w->conf->n_names, i;
-	char (*hosts)[254];
-	size_t *peers;
-	int r;
+	int r = wgconf_resolve(w->conf, path, WGT_RESOLVE_MS, err, errlen);
 
-	if (n == 0)
-		return 0;
-	hosts = calloc(n, sizeof(*hosts));
-	peers = calloc(n, sizeof(*peers));
-	if (!hosts || !peers) {
-		free(hosts);
-		free(peers);
-		return -ENOMEM;
-	}
-	for (i = 0; i < n; i++) {
-		snprintf(hosts[i], sizeof(hosts[i]), "%s", w->conf->names[i].host);
-		peers[i] = w->conf->names[i].peer;
-	}
-	r = wgconf_resolve(w->conf, path, WGT_RESOLVE_MS, err, errlen);
-	for (i = 0; r == 0 && i < n; i++) {
-		const struct wg_endpoint *ep = &w->conf->wg.peers[peers[i]].endpoint;
+	for (size_t i = 0; r == 0 && i < w->conf->n_names; i++) {
+		const struct wg_endpoint *ep = &w->conf->wg.peers[w->conf->names[i].peer].endpoint;
+		bool v6 = ep->sa.sa_family == AF_INET6;
 		char a[INET6_ADDRSTRLEN] = "?";
 
-		inet_ntop(ep->sa.sa_family, ep->sa.sa_family == AF_INET ? (const void *)&ep->in4.sin_addr
-									: (const void *)&ep->in6.sin6_addr, a, sizeof(a));
-		ne_extension_log(w->ext, NE_LOG_INFO, "Endpoint %s is %s%s%s:%u", hosts[i],
-				 ep->sa.sa_family == AF_INET6 ? "[" : "", a, ep->sa.sa_family == AF_INET6 ? "]" : "",
-				 ntohs(ep->in4.sin_port));
+		inet_ntop(ep->sa.sa_family, v6 ? (const void *)&ep->in6.sin6_addr : (const void *)&ep->in4.sin_addr,
+			  a, sizeof(a));
+		ne_extension_log(w->ext, NE_LOG_INFO, "Endpoint %s is %s%s%s:%u", w->conf->names[i].host,
+				 v6 ? "[" : "", a, v6 ? "]" : "", w->conf->names[i].port);
 	}
-	free(hosts);
-	free(peers);
 	return r;
 }
 

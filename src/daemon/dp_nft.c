@@ -883,11 +883,10 @@ int dp_nft_build_update(const struct dp_nft_state *before, const struct dp_rules
 	/* The plan: *after starts as *before; chains rs lacks keep their place, emptied. */
 	*after = *before;
 	for (size_t i = 0; i < after->n_chains; i++) {
-		if (after->chains[i].rules_hash == 0)
-			continue;
-		size_t dummy;
+		size_t unused;
 
-		if (dp_ruleset_find_chain(rs, after->chains[i].chain.name, &dummy) < 0) {
+		if (after->chains[i].rules_hash &&
+		    dp_ruleset_find_chain(rs, after->chains[i].chain.name, &unused) < 0) {
 			flush_old[i] = any = true;
 			after->chains[i].rules_hash = 0;
 		}
@@ -1094,7 +1093,9 @@ int dp_nft_apply(struct dp_nft *n, const struct dp_ruleset *rs)
 		free(after);
 		if (err >= 0)
 			return 0;
-		/* Any other error: the transaction was refused as a whole, the table is unchanged. */
+		/* The kernel refused the transaction as a whole: the table is as it was. Only
+		 * ENOENT (a chain or the table is missing) and ENOSPC (no update in place)
+		 * make the whole table worth replacing. */
 		if (err != -ENOENT && err != -ENOSPC)
 			return err;
 		if (err == -ENOENT)
