@@ -767,8 +767,9 @@ static int prefix_match(struct dp_match *m, const struct dp_prefix *p)
 	return 0;
 }
 
-/* Accepts: loopback, every tunnel device, marked transport, the tunnel extensions' cgroups,
- * DHCP, DHCPv6, neighbour discovery, and (exclude_local_networks) local networks. */
+/* Accepts: loopback, every tunnel device, marked transport, DNS queries diverted to netextd,
+ * the tunnel extensions' cgroups, DHCP, DHCPv6, neighbour discovery, and
+ * (exclude_local_networks) local networks. */
 static int ks_chain(struct daemon *d, struct dp_ruleset *rs, size_t c, bool output, bool local)
 {
 	static const uint16_t dhcp[] = { 67, 68, 546, 547 };
@@ -789,8 +790,17 @@ static int ks_chain(struct daemon *d, struct dp_ruleset *rs, size_t c, bool outp
 		m[0] = (struct dp_match){ .kind = DP_MATCH_META_MARK, .mark = { TUNNEL_MARK_BYPASS, TUNNEL_MARK_BYPASS } };
 		r = add_rule(rs, c, m, 1, DP_ACTION_ACCEPT);
 	}
+	/* DNS queries netextd intercepts: the route chain rerouted them to lo (table 7153), but
+	 * a filter chain of the same hook still sees the first route's oif, so `oif lo` misses
+	 * them. netextd's own upstream query then goes through the tunnel or is dropped here. */
+	if (output && r == 0) {
+		m[0] = (struct dp_match){ .kind = DP_MATCH_META_MARK, .mark = { DNS_MARK_DIVERT, DNS_MARK_DIVERT } };
+		r = add_rule(rs, c, m, 1, DP_ACTION_ACCEPT);
+	}
+	/* Every packet-tunnel extension's own sockets (its name lookups, say; the transport
+	 * sockets carry the bypass mark anyway), also one restarting under a held switch. */
 	for (i = 0; output && i < TUNNEL_RECORDS_MAX && r == 0 && d->cgroup_mount[0]; i++) {
-		if (!ks_on(&T->t[i]) || !T->t[i].extension[0])
+		if (!T->t[i].used || !(T->t[i].ext || T->t[i].ks_held) || !T->t[i].extension[0])
 			continue;
 		snprintf(cg, sizeof(cg), "%s/ext-%s", d->cgroup_base, T->t[i].extension);
 		if (cgroup_match(d->cgroup_mount, cg, &m[0]) == 0)
@@ -1083,6 +1093,14 @@ void tunnel_provider_present(struct daemon *d, const char *config, struct ext *e
 			dp_route_flush_table(T->rt, TUNNEL_TABLE_BASE + (unsigned)slot);
 	}
 	set_state(t, T_CONNECTING);
+	/* A kill switch is on: let this extension's cgroup through it. After a crash its
+	 * cgroup is a new one, and the restarted provider may need the network (a host-name
+	 * endpoint) before its settings replace the held switch. */
+	for (size_t i = 0; i < TUNNEL_RECORDS_MAX; i++)
+		if (ks_on(&T->t[i])) {
+			daemon_apply_ruleset(d);
+			break;
+		}
 }
 
 void tunnel_provider_running(struct daemon *d, const char *config)

@@ -22,7 +22,8 @@
 #      tunnel has a DNS match domain: the log names the address, wireguard-go sees C over
 #      IPv6, ping works, and an unmodified client's query for the match domain is answered by
 #      the DNS server behind the tunnel; a name that does not resolve fails the start with
-#      the file's line;
+#      the file's line; with the kill switch on, kill -9: the restarted extension (new
+#      cgroup) looks the name up again through the held kill switch and reconnects;
 #   8. stop: nothing left.
 set -uo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -199,7 +200,7 @@ else
 	wait_for ns_exec "$RNS" sh -c "ss -Hlun 'sport = :53' | grep -q '$NSIP'" || fail "resolver dnsmasq"
 	wait_for ns_exec "$S" sh -c "ss -Hlun 'sport = :53' | grep -q '198.19.1.2'" || fail "tunnel dnsmasq"
 	wg_client_conf "$T/wg-name.conf" $CPORT "peer.wg.test:51820" "$ALLOWED" "DNS = 198.19.1.2"
-	TEXT=$WG_ID tconfig wgn config=$T/wg-name.conf match=wg.test
+	TEXT=$WG_ID tconfig wgn config=$T/wg-name.conf match=wg.test include_all_networks=yes
 	tstart wgn
 	twait wgn connected
 	IF=$(tiface wgn)
@@ -213,6 +214,19 @@ else
 	gq "query\[A\] www.wg.test from 198.19.1.1" "$T/dnsmasq-tun.log" ||
 		{ cat "$T/dnsmasq-tun.log"; fail "the query did not reach the tunnel's DNS server through the tunnel"; }
 	echo "ok: Endpoint peer.wg.test resolved to [$S6]:51820, traffic over the IPv6 transport, www.wg.test answered through the tunnel ($ans)"
+	# kill -9 under the kill switch: the switch is held, the restarted extension (in a new
+	# cgroup) resolves the name again through it and reconnects.
+	pid=$(ext_pid_wait "$WG_ID") || fail "no pid for $WG_ID"
+	kill -KILL "$pid"
+	new_pid() { local p; p=$(ext_pid "$WG_ID"); [ -n "$p" ] && [ "$p" != 0 ] && [ "$p" != "$pid" ]; }
+	WAIT_TRIES=100 wait_for new_pid || fail "wgtunnel was not restarted after kill -9"
+	TWAIT_TRIES=300 twait wgn connected
+	[ "$(grep -c "Endpoint peer.wg.test is" "$D_LOG")" -ge 2 ] || fail "the restarted extension did not resolve peer.wg.test again"
+	pings "$C" 198.19.1.2 2001:db8:1::2
+	for dst in $O4 $O6; do
+		ns_exec "$C" ping -c 2 -i 0.2 -W 1 "$dst" >/dev/null 2>&1 && fail "kill switch after the restart: O $dst reachable"
+	done
+	echo "ok: kill -9 with the kill switch on: the restarted wgtunnel resolved peer.wg.test through the held switch and reconnected"
 	tstop wgn
 	twait wgn disconnected
 	tun_assert_clean "$IF"
