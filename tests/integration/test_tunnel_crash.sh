@@ -17,11 +17,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 [ -n "${NETEXT_TESTTUNNEL:-}" ] || skip "netext-testtunnel is not built (wt-lib)"
 for tool in nc ping; do command -v $tool >/dev/null || skip "needs $tool"; done
 
-T0=$NS_TMPDIR
-mkdir -p "$T0/bin"
-cp "$NETEXT_TESTTUNNEL" "$T0/bin/netext-testtunnel"
-chmod 755 "$T0" "$T0/bin" "$T0/bin/netext-testtunnel"
-NETEXT_TESTTUNNEL=$T0/bin/netext-testtunnel
+tun_private_testtunnel
 # Each refused exec counts as a crash; the back-off doubles from 100 ms, so 20 allowed
 # crashes leave the supervisor retrying while the test looks (restart_max is 5 by default).
 D_CONF_EXTRA="restart_max = 20"

@@ -25,10 +25,7 @@ for tool in nc ping; do command -v $tool >/dev/null || skip "needs $tool"; done
 
 # A copy of netext-testtunnel, so that the test can hold the supervisor's restart back
 # (chmod -x; each refused exec counts as a crash, hence restart_max = 20).
-mkdir -p "$NS_TMPDIR/bin"
-cp "$NETEXT_TESTTUNNEL" "$NS_TMPDIR/bin/netext-testtunnel"
-chmod 755 "$NS_TMPDIR" "$NS_TMPDIR/bin" "$NS_TMPDIR/bin/netext-testtunnel"
-NETEXT_TESTTUNNEL=$NS_TMPDIR/bin/netext-testtunnel
+tun_private_testtunnel
 D_CONF_EXTRA="restart_max = 20"
 tun_setup
 tun_add_outside
@@ -147,12 +144,7 @@ for dst in $O4 $O6; do reach "$dst" || fail "O ($dst) not reachable after the ki
 echo "ok: after stop, O is reachable again and nothing is left"
 
 # 2b. The kill switch across a crash of the extension.
-held() { # true or false: the status's kill_switch_held
-	ctl_json tunnel status ks | "$PY" -c '
-import json, sys
-t = [x for x in json.load(sys.stdin)["tunnels"] if x["configuration"] == "ks"]
-print(json.dumps(t[0]["kill_switch_held"]) if t else "")'
-}
+held() { tks_held ks; }
 pid_of() { ext_pid_wait $TT_ID; }
 tstart ks --option include_all=yes
 twait ks connected

@@ -14,10 +14,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 [ -n "${NETEXT_TESTTUNNEL:-}" ] || skip "netext-testtunnel is not built (wt-lib)"
 for tool in ping; do command -v $tool >/dev/null || skip "needs $tool"; done
 
-mkdir -p "$NS_TMPDIR/bin"
-cp "$NETEXT_TESTTUNNEL" "$NS_TMPDIR/bin/netext-testtunnel"
-chmod 755 "$NS_TMPDIR" "$NS_TMPDIR/bin" "$NS_TMPDIR/bin/netext-testtunnel"
-NETEXT_TESTTUNNEL=$NS_TMPDIR/bin/netext-testtunnel
+tun_private_testtunnel
 D_CONF_EXTRA="restart_max = 3"
 tun_setup
 tun_add_outside
@@ -25,12 +22,7 @@ PIF=tg$$
 PIF=${PIF:0:15}
 tun_peer_udptun "$PIF" 51820 1
 
-held() { # true or false: the status's kill_switch_held
-	ctl_json tunnel status kg | "$PY" -c '
-import json, sys
-t = [x for x in json.load(sys.stdin)["tunnels"] if x["configuration"] == "kg"]
-print(json.dumps(t[0]["kill_switch_held"]) if t else "")'
-}
+held() { tks_held kg; }
 ext_state() {
 	ctl_json list | jq_get ".extensions[] | select(.identifier == \"$TT_ID\") | .state"
 }

@@ -19,6 +19,9 @@
 #   tstart NAME [--option K=V]...    netextctl tunnel start; fails the test if it fails
 #   tstop NAME                       netextctl tunnel stop
 #   tfield NAME FIELD                a field of NAME's entry in `tunnel status --json`
+#   tks_held NAME                    true or false: NAME's kill_switch_held
+#   tun_private_testtunnel           a copy of netext-testtunnel the test may chmod (before
+#                                    tun_setup)
 #   twait NAME STATE...              until NAME's state is one of STATE (20 s, or
 #                                    TWAIT_TRIES tenths)
 #   tiface NAME                      NAME's interface, once it has one
@@ -128,6 +131,24 @@ tfield() { # NAME FIELD
 }
 
 tstate() { tfield "$1" state; }
+
+# tks_held NAME: true or false, the status's kill_switch_held (jq's // empty would hide false).
+tks_held() {
+	ctl_json tunnel status "$1" | "$PY" -c '
+import json, sys
+t = [x for x in json.load(sys.stdin)["tunnels"] if x["configuration"] == sys.argv[1]]
+print(json.dumps(t[0]["kill_switch_held"]) if t else "")' "$1"
+}
+
+# tun_private_testtunnel: use a copy of netext-testtunnel in the test's directory (call before
+# tun_setup), so that the test can hold the supervisor's restart back with chmod 644 (each
+# refused exec counts as a crash: set restart_max in D_CONF_EXTRA to suit).
+tun_private_testtunnel() {
+	mkdir -p "$NS_TMPDIR/bin"
+	cp "$NETEXT_TESTTUNNEL" "$NS_TMPDIR/bin/netext-testtunnel" || fail "copy netext-testtunnel"
+	chmod 755 "$NS_TMPDIR" "$NS_TMPDIR/bin" "$NS_TMPDIR/bin/netext-testtunnel"
+	NETEXT_TESTTUNNEL=$NS_TMPDIR/bin/netext-testtunnel
+}
 
 twait() { # NAME STATE...
 	local name=$1 s
