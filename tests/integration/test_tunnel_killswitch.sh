@@ -33,22 +33,19 @@ PIF=tk$$
 PIF=${PIF:0:15}
 tun_peer_udptun "$PIF" 51820 1
 OIF=$(ns_exec "$C" ip -o route get $O4 | sed -n 's/.* dev \([^ ]*\).*/\1/p')
-ns_spawn "$O" "$PY" -c '
-import socket, threading
+# answer_server NS WORD: a TCP server on port 8000 (v4 and v6) in NS that answers WORD.
+answer_server() {
+	ns_spawn "$1" "$PY" -c '
+import socket, sys
 s = socket.socket(socket.AF_INET6); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
 s.bind(("::", 8000)); s.listen(16)
 while True:
-    c, _ = s.accept(); c.sendall(b"outside\n"); c.close()'
-ns_spawn "$S" "$PY" -c '
-import socket
-s = socket.socket(socket.AF_INET6); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-s.bind(("::", 8000)); s.listen(16)
-while True:
-    c, _ = s.accept(); c.sendall(b"peer\n"); c.close()'
-wait_for ns_exec "$O" sh -c "ss -Hlnt 'sport = :8000' | grep -q ." || fail "server in O"
-wait_for ns_exec "$S" sh -c "ss -Hlnt 'sport = :8000' | grep -q ." || fail "server in S"
+    c, _ = s.accept(); c.sendall(sys.argv[1].encode() + b"\n"); c.close()' "$2"
+	wait_for ns_exec "$1" sh -c "ss -Hlnt 'sport = :8000' | grep -q ." || fail "answer server in $1"
+}
+answer_server "$O" outside
+answer_server "$S" peer
 
 # reach DST: 0 when ping and a TCP connection to DST:8000 both work (the answer in $T/answer).
 reach() {
@@ -71,14 +68,7 @@ through_tunnel() { # the peer-only addresses and the peer's tunnel address, answ
 }
 for dst in $O4 $O6; do reach "$dst" || fail "O ($dst) not reachable before the tunnel"; done
 # Loopback and the transport link for later.
-ns_spawn "$C" "$PY" -c '
-import socket
-s = socket.socket(socket.AF_INET6); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-s.bind(("::", 8000)); s.listen(16)
-while True:
-    c, _ = s.accept(); c.sendall(b"loopback\n"); c.close()'
-wait_for ns_exec "$C" sh -c "ss -Hlnt 'sport = :8000' | grep -q ." || fail "server in C"
+answer_server "$C" loopback
 
 OPTS=(peer=$S4:51820 addresses=198.19.1.1/24,2001:db8:1::1/64 routes=0.0.0.0/0,::/0
 	excluded=198.18.2.0/24,fd00:198:18:2::/64)
